@@ -1,0 +1,5 @@
+"""Lightning callbacks shipped with lightning-seqrec, importable as `lightning_seqrec.callbacks`.
+
+Callbacks are the extension surface: a user's own callback plugs in through `callbacks=` in the config
+exactly like these.
+"""

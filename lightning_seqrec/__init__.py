@@ -1,0 +1,18 @@
+"""lightning-seqrec: sequential recommendation on PyTorch Lightning."""
+
+from lightning_seqrec.checkpoint import load_checkpoint
+from lightning_seqrec.data import Interactions, ItemVocab, SeqRecDataModule
+from lightning_seqrec.modules import GRU4Rec, SASRec, SeqRecModule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU4Rec",
+    "Interactions",
+    "ItemVocab",
+    "SASRec",
+    "SeqRecDataModule",
+    "SeqRecModule",
+    "load_checkpoint",
+    "__version__",
+]

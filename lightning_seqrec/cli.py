@@ -1,0 +1,162 @@
+"""The `seqrec` command: `seqrec train|eval|recommend [hydra overrides]`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+import hydra
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_seqrec.checkpoint import load_checkpoint
+from lightning_seqrec.errors import SeqRecError
+
+log = logging.getLogger("lightning_seqrec")
+
+USAGE = """usage: seqrec COMMAND [key=value ...]
+
+commands:
+  train       train a model and test it     seqrec train experiment=sasrec_beauty_ce
+  eval        test metrics of a checkpoint  seqrec eval ckpt=path/to/last.ckpt
+  recommend   top-k for a user or history   seqrec recommend ckpt=... user=1 | history=[1,2,3]
+
+Overrides are Hydra syntax (`seqrec train --help` lists config groups; `--cfg job` prints the config).
+"""
+
+
+def _instantiate_dict(cfg: DictConfig | None) -> dict:
+    return {name: instantiate(conf) for name, conf in (cfg or {}).items() if conf is not None}
+
+
+def _build_data(cfg: DictConfig):
+    datamodule = instantiate(cfg)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    print(f"\n{title}")
+    for name in sorted(metrics):
+        print(f"  {name:<22} {float(metrics[name]):.4f}")
+
+
+def _print_recommendations(module, history: list, k: int, header: str) -> None:
+    titles = module.item_titles
+    print(f"\n{header}")
+    print("  recent history: " + "; ".join(titles.get(str(i), str(i)) for i in history[-5:]))
+    for rank, entry in enumerate(module.recommend([history], k=k)[0], start=1):
+        print(f"  {rank:>2}. {entry.get('title', entry['item_id'])}  (item {entry['item_id']}, score {entry['score']:.3f})")
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, test the best checkpoint, print metrics and one user's top-k."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = _build_data(cfg.data)
+    module = instantiate(cfg.model, num_items=datamodule.num_items, objectives=_instantiate_dict(cfg.objective))
+    module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    trainer = instantiate(cfg.trainer, callbacks=list(_instantiate_dict(cfg.get("callbacks")).values()),
+                          logger=list(_instantiate_dict(cfg.get("logger")).values()) or False)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    results = {}
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+        _print_metrics(f"test metrics ({'best checkpoint ' + best if best else 'last weights'}):", results)
+    if trainer.is_global_zero:
+        user = cfg.show_user if cfg.show_user is not None else datamodule.split.test.history.users[0]
+        history = datamodule.user_history(user)
+        _print_recommendations(module, history, cfg.top_k, f"top-{cfg.top_k} for user {user}:")
+    return results
+
+
+def _checkpoint_data(cfg: DictConfig, module):
+    data_cfg = cfg.get("data") or getattr(module, "data_config", None)
+    if not data_cfg:
+        raise SeqRecError("This checkpoint does not record its data; pass data=<dataset> (and data.path=...).")
+    datamodule = _build_data(OmegaConf.create(data_cfg) if isinstance(data_cfg, dict) else data_cfg)
+    if datamodule.vocab != module.vocab:
+        raise SeqRecError(
+            "The data's item vocabulary differs from the checkpoint's; evaluate on the data it was trained on."
+        )
+    return datamodule
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Full-ranking metrics of a checkpoint on its data's test (or validation) split."""
+    module = load_checkpoint(cfg.ckpt)
+    if cfg.mask_seen is not None:
+        module.mask_seen = bool(cfg.mask_seen)
+    datamodule = _checkpoint_data(cfg, module)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    if cfg.split == "val":
+        results = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    else:
+        results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    _print_metrics(f"{cfg.split} metrics of {cfg.ckpt}:", results)
+    return results
+
+
+def recommend(cfg: DictConfig) -> list:
+    """Top-k raw item IDs for a known user (looked up in the checkpoint's data) or a given history."""
+    module = load_checkpoint(cfg.ckpt)
+    if (cfg.user is None) == (cfg.history is None):
+        raise SeqRecError("Pass exactly one of user=<raw user id> or history=[<raw item id>, ...].")
+    if cfg.user is not None:
+        history = _checkpoint_data(cfg, module).user_history(cfg.user)
+        header = f"top-{cfg.k} for user {cfg.user}:"
+    else:
+        history = list(cfg.history)
+        header = f"top-{cfg.k} for the given history:"
+    _print_recommendations(module, history, cfg.k, header)
+    return module.recommend([history], k=cfg.k, exclude_seen=cfg.exclude_seen)[0]
+
+
+TASKS: dict[str, Callable[[DictConfig], object]] = {"train": train, "eval": evaluate, "recommend": recommend}
+
+
+def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
+    """Turn the library's own errors and bad config arguments into one clear line and exit status 2."""
+
+    def run(cfg: DictConfig):
+        try:
+            return task(cfg)
+        except SeqRecError as err:
+            print(f"seqrec: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except InstantiationException as err:
+            cause = err.__cause__ if err.__cause__ is not None else err
+            if isinstance(cause, SeqRecError):
+                print(f"seqrec: error: {cause}", file=sys.stderr)
+            else:
+                print(
+                    f"seqrec: error: a config entry could not be built: {err}\n"
+                    "Fix the key named above (`seqrec <command> --cfg job` prints the full config).",
+                    file=sys.stderr,
+                )
+            sys.exit(2)
+
+    run.__name__ = task.__name__
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    command, overrides = argv[0], argv[1:]
+    if command not in TASKS:
+        print(f"seqrec: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [f"seqrec-{command}", *overrides]
+    hydra.main(config_path="pkg://lightning_seqrec.configs", config_name=command, version_base="1.3")(
+        _reporting(TASKS[command])
+    )()
+
+
+if __name__ == "__main__":
+    main()

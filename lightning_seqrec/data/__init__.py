@@ -1,0 +1,42 @@
+"""The data path: readers -> Interactions -> filters -> ItemVocab -> splits -> tensors -> DataModule."""
+
+from lightning_seqrec.data.datamodule import (
+    AmazonBeauty,
+    AmazonSports,
+    AmazonToys,
+    MovieLens1M,
+    MovieLens100K,
+    MovieLensLatestSmall,
+    RetailRocket,
+    SeqRecDataModule,
+    XMRec,
+    Yelp,
+    pad_histories,
+)
+from lightning_seqrec.data.filters import drop_duplicates, k_core
+from lightning_seqrec.data.interactions import Interactions
+from lightning_seqrec.data.splits import Split, leave_one_out, make_split, temporal, user_holdout
+from lightning_seqrec.data.vocab import ItemVocab
+
+__all__ = [
+    "AmazonBeauty",
+    "AmazonSports",
+    "AmazonToys",
+    "Interactions",
+    "ItemVocab",
+    "MovieLens100K",
+    "MovieLens1M",
+    "MovieLensLatestSmall",
+    "RetailRocket",
+    "SeqRecDataModule",
+    "Split",
+    "XMRec",
+    "Yelp",
+    "drop_duplicates",
+    "k_core",
+    "leave_one_out",
+    "make_split",
+    "pad_histories",
+    "temporal",
+    "user_holdout",
+]

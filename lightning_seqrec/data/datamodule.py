@@ -1,0 +1,260 @@
+"""`SeqRecDataModule`: raw data -> filters -> vocabulary -> split -> pre-padded tensors -> batches."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from lightning_seqrec.data.datasets import (
+    EpochSeededSampler,
+    EvalDataset,
+    TensorDictDataset,
+    UnpaddedDistributedSampler,
+    _identity,
+    train_windows,
+)
+from lightning_seqrec.data.filters import drop_duplicates, k_core
+from lightning_seqrec.data.interactions import Interactions
+from lightning_seqrec.data.readers import load_dataset, read_table
+from lightning_seqrec.data.sequences import Sequences, gather_left_padded
+from lightning_seqrec.data.splits import Split, make_split
+from lightning_seqrec.data.vocab import ItemVocab
+from lightning_seqrec.errors import DataError, UnknownItemError
+
+log = logging.getLogger(__name__)
+
+
+class SeqRecDataModule(L.LightningDataModule):
+    """Any interaction log as a next-item prediction task, held as tensors so batches are index slices.
+
+    `dataset` is a registered name (`ml-latest-small`, `beauty`, `ml-1m`, ...), `"table"` for your own
+    CSV/TSV/parquet file read with a `columns` mapping, or an `Interactions` object built in Python.
+    `path` points at local files instead of the default location or download. The vocabulary is built
+    from the items left after filtering; every split shares it.
+    """
+
+    def __init__(
+        self,
+        dataset: str | Interactions = "ml-latest-small",
+        path: str | None = None,
+        columns: Mapping[str, str] | None = None,
+        max_len: int = 50,
+        split: str = "loo",
+        split_kwargs: Mapping | None = None,
+        dedupe: str | None = None,
+        user_core: int = 0,
+        item_core: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if max_len < 1:
+            raise DataError(f"max_len must be >= 1, got {max_len}.")
+        if dedupe not in (None, "first", "last", "consecutive"):
+            raise DataError(f"dedupe={dedupe!r} is not valid; use null, 'first', 'last' or 'consecutive'.")
+        self.dataset, self.path, self.columns = dataset, path, dict(columns or {})
+        self.max_len, self.split_name, self.split_kwargs = max_len, split, dict(split_kwargs or {})
+        self.dedupe, self.user_core, self.item_core = dedupe, user_core, item_core
+        self.batch_size, self.eval_batch_size, self.num_workers, self.seed = (
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            seed,
+        )
+        self.vocab: ItemVocab | None = None
+        self.split: Split | None = None
+        self.interactions: Interactions | None = None
+
+    # ----------------------------------------------------------------- preparation
+    def read(self) -> Interactions:
+        """The raw interactions this module is configured for."""
+        if isinstance(self.dataset, Interactions):
+            return self.dataset
+        if self.dataset == "table":
+            if self.path is None:
+                raise DataError("dataset='table' needs data.path=<your .csv/.tsv/.parquet file>.")
+            return read_table(self.path, columns=self.columns or None)
+        return load_dataset(self.dataset, path=self.path)
+
+    def filtered(self, data: Interactions) -> Interactions:
+        if self.dedupe:
+            consecutive = self.dedupe == "consecutive"
+            data = drop_duplicates(
+                data, keep="first" if consecutive else self.dedupe, consecutive_only=consecutive
+            )
+        if self.user_core or self.item_core:
+            data = k_core(data, self.user_core, self.item_core)
+        return data
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is not None:
+            return
+        data = self.filtered(self.read()).sorted()
+        self.interactions = data
+        self.vocab = ItemVocab.from_ids(data.frame["item_id"])
+        self.sequences = Sequences.from_interactions(data, self.vocab)
+        self.split = make_split(self.sequences, self.split_name, **self.split_kwargs)
+        if len(self.split.test) == 0:
+            raise DataError(f"The {self.split_name!r} split of {data.name!r} left no test users.")
+        self.train_tensors = train_windows(self.split.train, self.max_len)
+        self.valid_dataset = EvalDataset(self.split.valid, self.max_len)
+        self.test_dataset = EvalDataset(self.split.test, self.max_len)
+        self._user_rows = {u: i for i, u in enumerate(self.sequences.users.tolist())}
+        log.info(
+            "%s: %d users, %d items, %d training windows, %d valid / %d test users",
+            data.name,
+            len(self.sequences),
+            len(self.vocab),
+            len(self.train_tensors["item_seq"]),
+            len(self.split.valid),
+            len(self.split.test),
+        )
+
+    # ----------------------------------------------------------------- facts the model needs
+    @property
+    def num_items(self) -> int:
+        self._require_setup()
+        return len(self.vocab)
+
+    @property
+    def has_time(self) -> bool:
+        self._require_setup()
+        return self.sequences.times is not None
+
+    def item_counts(self) -> torch.Tensor:
+        """Training interactions per item index (index 0 = padding, always 0): the popularity prior."""
+        self._require_setup()
+        return torch.from_numpy(np.bincount(self.split.train.items, minlength=self.vocab.size))
+
+    def titles(self) -> dict:
+        """Raw item ID -> title where the dataset has titles, else {}."""
+        self._require_setup()
+        return self.interactions.titles() or {}
+
+    def fingerprint(self) -> str:
+        """sha256 of the prepared tensors: two runs trained on the same data share it."""
+        self._require_setup()
+        digest = hashlib.sha256()
+        for array in (self.sequences.indptr, self.sequences.items, self.split.test.targets):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(repr(self.vocab.raw_ids[:1000]).encode())
+        return digest.hexdigest()
+
+    def user_history(self, user) -> list:
+        """Raw item IDs of a user's whole known history (train + validation + test), oldest first."""
+        self._require_setup()
+        row = self._user_rows.get(user)
+        if row is None:
+            try:
+                row = self._user_rows.get(type(next(iter(self._user_rows)))(user))
+            except (TypeError, ValueError):
+                row = None
+        if row is None:
+            raise UnknownItemError(
+                f"User {user!r} is not in {self.interactions.name!r} (after filtering). "
+                f"Known users look like {list(self._user_rows)[:3]!r}; pass one of them or history=[...]."
+            )
+        start, end = self.sequences.indptr[row], self.sequences.indptr[row + 1]
+        return self.vocab.decode(self.sequences.items[start:end])
+
+    def pad(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """Left-pad index histories to `max_len` exactly as the evaluation sets are padded."""
+        return pad_histories(histories, self.max_len)
+
+    def _require_setup(self) -> None:
+        if self.split is None:
+            raise RuntimeError("Call datamodule.setup() first (trainer.fit does it for you).")
+
+    # ----------------------------------------------------------------- loaders
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            return trainer.world_size, trainer.global_rank
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
+
+    def _loader(self, dataset, batch_size: int, sampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=_identity,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self._require_setup()
+        dataset = TensorDictDataset(self.train_tensors)
+        world, rank = self._world()
+        if world > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        else:
+            sampler = EpochSeededSampler(len(dataset), seed=self.seed)
+        return self._loader(dataset, self.batch_size, sampler)
+
+    def _eval_loader(self, dataset: EvalDataset) -> DataLoader:
+        world, rank = self._world()
+        sampler = UnpaddedDistributedSampler(dataset, world, rank) if world > 1 else None
+        return self._loader(dataset, self.eval_batch_size, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        self._require_setup()
+        return self._eval_loader(self.valid_dataset)
+
+    def test_dataloader(self) -> DataLoader:
+        self._require_setup()
+        return self._eval_loader(self.test_dataset)
+
+
+def pad_histories(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
+    """Left-pad (and truncate to the newest `max_len`) a list of index arrays into one `[B, max_len]` tensor."""
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    if (lengths == 0).any():
+        empty = np.flatnonzero(lengths == 0).tolist()
+        raise DataError(
+            f"History number(s) {empty} are empty: a sequential model needs at least one item to "
+            "condition on. Recommend popular items for new users instead, or pass a non-empty history."
+        )
+    flat = np.concatenate(histories).astype(np.int64)
+    ends = np.cumsum(lengths)
+    return torch.from_numpy(gather_left_padded(flat, ends - lengths, ends, max_len))
+
+
+def _dataset_module(name: str, dataset: str, doc: str, **defaults) -> type[SeqRecDataModule]:
+    """A SeqRecDataModule subclass bound to one public dataset and its usual settings."""
+
+    def __init__(self, path: str | None = None, **kwargs):
+        SeqRecDataModule.__init__(self, dataset=dataset, path=path, **{**defaults, **kwargs})
+
+    return type(name, (SeqRecDataModule,), {"__init__": __init__, "__doc__": doc})
+
+
+MovieLensLatestSmall = _dataset_module(
+    "MovieLensLatestSmall",
+    "ml-latest-small",
+    "MovieLens latest-small (embedded in the package; the default).",
+)
+MovieLens1M = _dataset_module(
+    "MovieLens1M", "ml-1m", "MovieLens-1M (`ratings.dat` or `ml-1m.txt`).", max_len=200
+)
+MovieLens100K = _dataset_module("MovieLens100K", "ml-100k", "MovieLens-100k (`u.data` or RecBole `.inter`).")
+AmazonBeauty = _dataset_module("AmazonBeauty", "beauty", "Amazon Beauty 5-core, S3-Rec preprocessing.")
+AmazonSports = _dataset_module(
+    "AmazonSports", "sports", "Amazon Sports & Outdoors 5-core, S3-Rec preprocessing."
+)
+AmazonToys = _dataset_module("AmazonToys", "toys", "Amazon Toys & Games 5-core, S3-Rec preprocessing.")
+Yelp = _dataset_module("Yelp", "yelp", "Yelp 2019, S3-Rec preprocessing.")
+RetailRocket = _dataset_module(
+    "RetailRocket", "retailrocket", "RetailRocket events (views, add-to-cart, transactions).", max_len=100
+)
+XMRec = _dataset_module("XMRec", "xmrec", "XMRec Electronics markets; users are market-qualified.")

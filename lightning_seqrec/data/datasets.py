@@ -1,0 +1,129 @@
+"""Tensor datasets whose batches are index slices of pre-padded tensors (no per-sample Python)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+from lightning_seqrec.data.sequences import Sequences, gather_left_padded, ranges
+from lightning_seqrec.data.splits import EvalSet
+
+
+def _identity(batch):
+    """DataLoader collate: `__getitems__` already returns a collated batch."""
+    return batch
+
+
+class TensorDictDataset(Dataset):
+    """Rows of several aligned tensors; a batch is one fancy-index per tensor, returned as a dict."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        lengths = {len(t) for t in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"All tensors need the same first dimension, got {lengths}.")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {k: v[idx] for k, v in self.tensors.items()}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[index] for k, v in self.tensors.items()}
+
+
+class EvalDataset(TensorDictDataset):
+    """Evaluation users: padded inputs and targets plus each user's full history for seen-item masking.
+
+    The history is kept whole (not truncated to `max_len`) so masking covers everything the user has seen.
+    Batches carry `seen_rows`/`seen_items`: coordinates of seen items in the batch's score matrix.
+    """
+
+    def __init__(self, eval_set: EvalSet, max_len: int):
+        hist = eval_set.history
+        starts, ends = hist.indptr[:-1], hist.indptr[1:]
+        tensors = {
+            "item_seq": torch.from_numpy(gather_left_padded(hist.items, starts, ends, max_len)),
+            "target": torch.from_numpy(eval_set.targets.astype(np.int64)),
+            "user": torch.arange(len(eval_set), dtype=torch.long),
+        }
+        if hist.times is not None:
+            tensors["time_seq"] = torch.from_numpy(gather_left_padded(hist.times, starts, ends, max_len))
+        super().__init__(tensors)
+        self.history = hist
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        batch = super().__getitems__(indices)
+        rows = np.asarray(indices, dtype=np.int64)
+        lengths = self.history.lengths[rows]
+        flat = ranges(self.history.indptr[:-1][rows], lengths)
+        batch["seen_rows"] = torch.from_numpy(np.repeat(np.arange(len(rows)), lengths))
+        batch["seen_items"] = torch.from_numpy(self.history.items[flat])
+        return batch
+
+
+def train_windows(train: Sequences, max_len: int) -> dict[str, torch.Tensor]:
+    """Cut each training sequence into windows of `max_len` next-item predictions, newest window first.
+
+    Windows end at n, n - max_len, n - 2*max_len, ... so every next item of a long sequence is predicted
+    exactly once, and a sequence no longer than `max_len + 1` gives the single window SASRec uses.
+    """
+    lengths = train.lengths
+    n_windows = np.where(lengths >= 2, -(-(lengths - 1) // max_len), 0)
+    owner = np.repeat(np.arange(len(train)), n_windows)
+    k = np.arange(n_windows.sum()) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+    starts = train.indptr[:-1][owner]
+    ends = train.indptr[1:][owner] - k * max_len
+    tensors = {
+        "item_seq": torch.from_numpy(gather_left_padded(train.items, starts, ends - 1, max_len)),
+        "target_seq": torch.from_numpy(gather_left_padded(train.items, starts + 1, ends, max_len)),
+        "user": torch.from_numpy(owner),
+    }
+    if train.times is not None:
+        tensors["time_seq"] = torch.from_numpy(gather_left_padded(train.times, starts, ends - 1, max_len))
+    return tensors
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A shuffling sampler whose order is a function of (seed, epoch) only.
+
+    Lightning calls `set_epoch`, so a run resumed from a checkpoint sees the same order as one that never
+    stopped; a plain RandomSampler draws from the global RNG and does not.
+    """
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Strided evaluation shards with no padding, so no user is counted twice under DDP.
+
+    PyTorch's DistributedSampler repeats samples to even out shards; for metrics that is a silent bias.
+    Shards differ in length by at most one; metric states are summed across processes afterwards.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.num_samples = math.ceil((len(dataset) - rank) / num_replicas) if len(dataset) > rank else 0
+        self.total_size = len(dataset)
+
+    def __iter__(self):
+        return iter(range(self.rank, self.total_size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return self.num_samples

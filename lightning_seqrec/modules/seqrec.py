@@ -1,0 +1,211 @@
+"""`SeqRecModule`: item embeddings + a registered backbone + weighted objectives + full-ranking evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from lightning_seqrec.backbones import create_backbone
+from lightning_seqrec.data.datamodule import pad_histories
+from lightning_seqrec.data.vocab import ItemVocab
+from lightning_seqrec.errors import ConfigError
+from lightning_seqrec.metrics import RankingEvaluator
+from lightning_seqrec.objectives import FullCrossEntropy, Objective
+
+
+class SeqRecModule(L.LightningModule):
+    """The one LightningModule: any backbone, any mix of objectives, evaluation by full ranking.
+
+    Scores are dot products of the backbone's last hidden state with the (tied) item embeddings. The
+    padding item is never ranked; items the user has already seen are masked with -inf when `mask_seen`
+    (the S3-Rec protocol; RecBole's protocol does not mask). `recommend()` speaks raw item IDs and goes
+    through exactly the same scoring path as evaluation.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        backbone: str = "sasrec",
+        backbone_kwargs: Mapping | None = None,
+        embedding_dim: int = 64,
+        max_len: int = 50,
+        objectives: Mapping[str, Objective] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        mask_seen: bool = True,
+        eval_ks: Sequence[int] = (5, 10, 20),
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["objectives"])
+        self.num_items, self.max_len, self.mask_seen = num_items, max_len, mask_seen
+        self.lr, self.weight_decay, self.eval_ks, self.seed = lr, weight_decay, tuple(eval_ks), seed
+        self.architecture = {
+            "num_items": num_items,
+            "backbone": backbone,
+            "backbone_kwargs": dict(backbone_kwargs or {}),
+            "embedding_dim": embedding_dim,
+            "max_len": max_len,
+            "mask_seen": mask_seen,
+        }
+        self.item_embedding = nn.Embedding(num_items + 1, embedding_dim, padding_idx=0)
+        nn.init.normal_(self.item_embedding.weight, std=0.02)  # small scale: N(0,1) makes CE crawl
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+        self.backbone = create_backbone(backbone, **self.architecture["backbone_kwargs"])
+        objectives = dict(objectives) if objectives is not None else {"ce": FullCrossEntropy()}
+        if not objectives:
+            raise ConfigError("A module needs at least one objective; use objective=ce for full cross-entropy.")
+        bad = {k: type(v).__name__ for k, v in objectives.items() if not isinstance(v, Objective)}
+        if bad:
+            raise ConfigError(f"Objectives must subclass lightning_seqrec.objectives.Objective; got {bad}.")
+        self.objectives = nn.ModuleDict(objectives)
+        self.vocab: ItemVocab | None = None
+        self.item_titles: dict = {}
+        self.data_config: dict | None = None  # the data config this module was trained on (set by the CLI)
+        self.evaluators = nn.ModuleDict(
+            {"val": RankingEvaluator(num_items, self.eval_ks), "test": RankingEvaluator(num_items, self.eval_ks)}
+        )
+
+    # ----------------------------------------------------------------- forward and scoring
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        item_seq = batch["item_seq"]
+        mask = item_seq > 0
+        hidden = self.backbone(self.item_embedding(item_seq), mask, batch)
+        return {"hidden": hidden, "mask": mask}
+
+    def score_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores of hidden states `[..., d]` against every item `[..., N+1]`; padding gets -inf."""
+        scores = hidden @ self.item_embedding.weight.T
+        scores[..., 0] = float("-inf")
+        return scores
+
+    def score(self, batch: Mapping[str, torch.Tensor], mask_seen: bool | None = None) -> torch.Tensor:
+        """Next-item scores `[B, N+1]` from the newest position; seen items (`seen_rows`/`seen_items` in the
+        batch) get -inf when `mask_seen` (default: the module's setting)."""
+        hidden = self(batch)["hidden"][:, -1]
+        scores = self.score_hidden(hidden)
+        if (self.mask_seen if mask_seen is None else mask_seen) and "seen_rows" in batch:
+            scores[batch["seen_rows"], batch["seen_items"]] = float("-inf")
+        return scores
+
+    # ----------------------------------------------------------------- lightning hooks
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None:
+            return
+        if datamodule.num_items != self.num_items:
+            raise ConfigError(
+                f"The model was built for {self.num_items} items but the data has {datamodule.num_items}; "
+                "build the model from this datamodule (model num_items=dm.num_items) or fine-tune instead."
+            )
+        if self.vocab is None:
+            self.vocab = datamodule.vocab
+            self.item_titles = {k: str(v) for k, v in datamodule.titles().items()}
+        elif self.vocab != datamodule.vocab:
+            raise ConfigError("The data's item vocabulary differs from the model's; fine-tune to change catalogs.")
+        counts = datamodule.item_counts()
+        for name in self.evaluators:
+            self.evaluators[name] = RankingEvaluator(self.num_items, self.eval_ks, item_counts=counts)
+        for objective in self.objectives.values():
+            objective.setup(datamodule)
+
+    def on_train_epoch_start(self) -> None:
+        # Randomness per epoch depends on (seed, epoch, rank) only, so a resumed run repeats the same draws.
+        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch * 1009 + self.global_rank)
+
+    def training_step(self, batch, batch_idx):
+        outputs = self(batch)
+        total = 0.0
+        for name, objective in self.objectives.items():
+            loss = objective(outputs, batch, self)
+            self.log(f"train/loss/{name}", loss, batch_size=len(batch["item_seq"]))
+            total = total + objective.weight * loss
+        self.log("train/loss", total, prog_bar=True, batch_size=len(batch["item_seq"]))
+        return total
+
+    def _eval_step(self, batch, stage: str) -> None:
+        self.evaluators[stage].update(self.score(batch), batch["target"])
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        metrics = self.evaluators[stage].compute()
+        self.evaluators[stage].reset()
+        for name, value in metrics.items():
+            self.log(f"{stage}/{name}", value.float(), prog_bar=name == "ndcg@10")
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["seqrec"] = {
+            "architecture": self.architecture,
+            "vocab": self.vocab.to_dict() if self.vocab is not None else None,
+            "item_titles": self.item_titles,
+            "data_config": self.data_config,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("seqrec") or {}
+        if state.get("vocab") is not None:
+            self.vocab = ItemVocab.from_dict(state["vocab"])
+            self.item_titles = state.get("item_titles") or {}
+        self.data_config = state.get("data_config")
+
+    # ----------------------------------------------------------------- inference in raw IDs
+    def _require_vocab(self) -> ItemVocab:
+        if self.vocab is None:
+            raise ConfigError("This model has no item vocabulary yet: train it on a datamodule or load a checkpoint.")
+        return self.vocab
+
+    @torch.no_grad()
+    def score_histories(self, histories: Sequence[Sequence], exclude_seen: bool = True) -> torch.Tensor:
+        """Scores `[B, N+1]` for raw-ID histories (oldest first), truncated to the newest `max_len` items."""
+        vocab = self._require_vocab()
+        encoded = [vocab.encode(h) for h in histories]
+        item_seq = pad_histories(encoded, self.max_len).to(self.device)
+        lengths = [len(e) for e in encoded]
+        batch = {
+            "item_seq": item_seq,
+            "seen_rows": torch.from_numpy(np.repeat(np.arange(len(encoded)), lengths)).to(self.device),
+            "seen_items": torch.from_numpy(np.concatenate(encoded)).to(self.device),
+        }
+        was_training = self.training
+        self.eval()
+        try:
+            return self.score(batch, mask_seen=exclude_seen)
+        finally:
+            self.train(was_training)
+
+    def recommend(self, histories: Sequence[Sequence], k: int = 10, exclude_seen: bool = True) -> list[list[dict]]:
+        """Top-`k` raw item IDs with scores (and titles when known) for each history of raw item IDs."""
+        vocab = self._require_vocab()
+        scores = self.score_histories(histories, exclude_seen=exclude_seen)
+        top = torch.topk(scores, min(k, self.num_items), dim=1)
+        results = []
+        for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            ranked = [(i, s) for i, s in zip(indices, values, strict=True) if s != float("-inf")]
+            raw = vocab.decode([i for i, _ in ranked])
+            results.append([self._describe(r, s) for r, (_, s) in zip(raw, ranked, strict=True)])
+        return results
+
+    def _describe(self, raw_id, score: float) -> dict:
+        entry = {"item_id": raw_id, "score": score}
+        if str(raw_id) in self.item_titles:
+            entry["title"] = self.item_titles[str(raw_id)]
+        return entry

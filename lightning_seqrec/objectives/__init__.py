@@ -1,0 +1,6 @@
+"""Loss objects mixed into any backbone's module with a weight: `L = sum_i weight_i * L_i`."""
+
+from lightning_seqrec.objectives.base import Objective
+from lightning_seqrec.objectives.next_item import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
+
+__all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "Objective", "SampledSoftmax"]
