@@ -56,7 +56,9 @@ def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint, print metrics and one user's top-k."""
     L.seed_everything(cfg.seed, workers=True)
     datamodule = _build_data(cfg.data)
-    module = instantiate(cfg.model, num_items=datamodule.num_items, objectives=_instantiate_dict(cfg.objective))
+    module = instantiate(
+        cfg.model, num_items=datamodule.num_items, objectives=_instantiate_dict(cfg.objective), _convert_="all"
+    )
     module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
     trainer = instantiate(cfg.trainer, callbacks=list(_instantiate_dict(cfg.get("callbacks")).values()),
                           logger=list(_instantiate_dict(cfg.get("logger")).values()) or False)

@@ -105,7 +105,7 @@ class SeqRecModule(L.LightningModule):
             )
         if self.vocab is None:
             self.vocab = datamodule.vocab
-            self.item_titles = {k: str(v) for k, v in datamodule.titles().items()}
+            self.item_titles = {str(k): str(v) for k, v in datamodule.titles().items()}
         elif self.vocab != datamodule.vocab:
             raise ConfigError("The data's item vocabulary differs from the model's; fine-tune to change catalogs.")
         counts = datamodule.item_counts()

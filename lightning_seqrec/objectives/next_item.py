@@ -6,24 +6,28 @@ import torch
 import torch.nn.functional as F
 
 from lightning_seqrec.errors import ConfigError
+from lightning_seqrec.objectives.chunked_ce import chunked_cross_entropy
 from lightning_seqrec.objectives.base import Objective, next_item_positions
 
 
 class FullCrossEntropy(Objective):
     """Softmax cross-entropy over the whole catalog at every position (SASRec+ / "CE SASRec").
 
-    The strongest plain objective on public benchmarks; memory grows with positions x catalog size, so for
-    very large catalogs use `SampledSoftmax`.
+    The strongest plain objective on public benchmarks. The padding row is not a class. Dense logits cost
+    positions x catalog memory; `chunk_size` computes the same loss and gradients chunk by chunk instead
+    (see `chunked_cross_entropy`), and `SampledSoftmax` approximates it for very large catalogs.
     """
 
-    def __init__(self, weight: float = 1.0, label_smoothing: float = 0.0):
+    def __init__(self, weight: float = 1.0, label_smoothing: float = 0.0, chunk_size: int | None = None):
         super().__init__(weight)
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.chunk_size = label_smoothing, chunk_size
 
     def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
         hidden, target = next_item_positions(outputs, batch)
-        logits = module.score_hidden(hidden)
-        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        items = module.item_embedding.weight[1:]  # class c = item c + 1
+        if self.chunk_size:
+            return chunked_cross_entropy(hidden, items, target - 1, self.chunk_size, self.label_smoothing)
+        return F.cross_entropy(hidden @ items.T, target - 1, label_smoothing=self.label_smoothing)
 
 
 class _NegativeSampler:

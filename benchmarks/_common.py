@@ -1,0 +1,44 @@
+"""Helpers shared by the benchmark scripts: where the shared datasets are, and writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def use_shared_data() -> Path:
+    """Point SEQREC_DATA_DIR at ../shared/data unless it is already set; fail clearly when absent."""
+    path = Path(os.environ.setdefault("SEQREC_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    if not path.is_dir():
+        raise SystemExit(f"Datasets folder {path} not found: set SEQREC_DATA_DIR to a folder like ../shared/data.")
+    return path
+
+
+def machine() -> dict:
+    return {
+        "cpu_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_json(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    return path

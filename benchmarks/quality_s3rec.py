@@ -1,0 +1,107 @@
+"""Quality on the S3-Rec protocol: leave-one-out, full ranking over the catalog, seen items masked.
+
+    python benchmarks/quality_s3rec.py --dataset beauty --models sasrec gru4rec
+
+Trains each model with early stopping on validation NDCG@10, tests the best checkpoint, prints a table
+and writes benchmarks/results/quality_<dataset>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+import lightning as L
+from _common import use_shared_data, write_json
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from lightning_seqrec import GRU4Rec, SASRec
+from lightning_seqrec.data import AmazonBeauty, AmazonSports, AmazonToys, MovieLens1M, Yelp
+
+DATASETS = {"beauty": AmazonBeauty, "sports": AmazonSports, "toys": AmazonToys, "yelp": Yelp, "ml-1m": MovieLens1M}
+MODELS = {
+    "sasrec": lambda n, a: SASRec(n, embedding_dim=64, max_len=a.max_len, num_blocks=2, num_heads=2,
+                                 dropout=a.dropout, lr=a.lr, seed=a.seed),
+    "gru4rec": lambda n, a: GRU4Rec(n, embedding_dim=64, max_len=a.max_len, hidden_dim=64, dropout=a.dropout,
+                                   lr=a.lr, seed=a.seed),
+}
+
+
+class EpochTimer(Callback):
+    """Wall time of each training epoch (validation excluded), printed with the validation NDCG@10."""
+
+    def __init__(self):
+        self.times = []
+
+    def on_train_epoch_start(self, trainer, module):
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        self.times.append(time.perf_counter() - self._start)
+
+    def on_validation_epoch_end(self, trainer, module):
+        ndcg = trainer.callback_metrics.get("val/ndcg@10", float("nan"))
+        print(f"epoch {trainer.current_epoch}: train {self.times[-1] if self.times else 0:.1f}s, "
+              f"val ndcg@10 {float(ndcg):.4f}", flush=True)
+
+
+def run(model_name: str, args) -> dict:
+    L.seed_everything(args.seed, workers=True)
+    dm = DATASETS[args.dataset](max_len=args.max_len, batch_size=args.batch_size, eval_batch_size=512)
+    dm.setup()
+    module = MODELS[model_name](dm.num_items, args)
+    timer = EpochTimer()
+    with tempfile.TemporaryDirectory() as tmp:
+        best = ModelCheckpoint(dirpath=tmp, monitor="val/ndcg@10", mode="max", save_top_k=1)
+        trainer = L.Trainer(
+            max_epochs=args.max_epochs,
+            callbacks=[best, EarlyStopping("val/ndcg@10", mode="max", patience=args.patience), timer],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+        start = time.perf_counter()
+        trainer.fit(module, dm)
+        fit_seconds = time.perf_counter() - start
+        test = trainer.test(module, dm, ckpt_path=best.best_model_path, verbose=False)[0]
+    return {
+        "model": model_name,
+        "epochs": trainer.current_epoch,
+        "best_val_ndcg@10": float(best.best_model_score),
+        "fit_seconds": round(fit_seconds, 1),
+        "seconds_per_epoch": round(sum(timer.times) / len(timer.times), 2),
+        "test": {k.removeprefix("test/"): round(v, 5) for k, v in test.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="beauty", choices=sorted(DATASETS))
+    parser.add_argument("--models", nargs="+", default=["sasrec", "gru4rec"], choices=sorted(MODELS))
+    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    use_shared_data()
+    rows = [run(name, args) for name in args.models]
+    print(f"\n{args.dataset}: leave-one-out, full ranking, seen items masked, max_len {args.max_len}, 64 dims")
+    print(f"{'model':<9} {'HR@5':>7} {'HR@10':>7} {'NDCG@5':>7} {'NDCG@10':>8} {'MRR@10':>7} {'cov@10':>7} "
+          f"{'gini@10':>8} {'epochs':>6} {'s/epoch':>8}")
+    for r in rows:
+        t = r["test"]
+        print(f"{r['model']:<9} {t['hr@5']:>7.4f} {t['hr@10']:>7.4f} {t['ndcg@5']:>7.4f} {t['ndcg@10']:>8.4f} "
+              f"{t['mrr@10']:>7.4f} {t['coverage@10']:>7.4f} {t['gini@10']:>8.4f} {r['epochs']:>6} "
+              f"{r['seconds_per_epoch']:>8.1f}")
+    path = write_json(f"quality_{args.dataset}", {"args": vars(args), "command": " ".join(sys.argv), "results": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

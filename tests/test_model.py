@@ -1,0 +1,192 @@
+"""Backbones, objectives against their formulas, training, and evaluation == recommend()."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_sasrec
+
+from lightning_seqrec import GRU4Rec, SeqRecModule
+from lightning_seqrec.backbones import create_backbone
+from lightning_seqrec.errors import ConfigError, DataError, UnknownItemError
+from lightning_seqrec.objectives import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
+from lightning_seqrec.objectives.chunked_ce import chunked_cross_entropy
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    defaults = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+def test_sasrec_is_finite_on_padded_rows_and_causal():
+    backbone = create_backbone("sasrec", embedding_dim=8, max_len=5, num_blocks=2, num_heads=2, dropout=0.0).eval()
+    x = torch.randn(2, 5, 8)
+    mask = torch.tensor([[False] * 5, [False, False, True, True, True]])
+    out = backbone(x, mask)
+    assert torch.isfinite(out).all() and out[0].abs().sum() == 0  # fully padded row: zeros, not NaN
+    changed = x.clone()
+    changed[1, 4] = torch.randn(8)  # the newest item must not influence earlier positions
+    assert torch.allclose(backbone(changed, mask)[1, :4], out[1, :4], atol=1e-6)
+    assert not torch.allclose(backbone(changed, mask)[1, 4], out[1, 4])
+
+
+def test_gru4rec_output_does_not_depend_on_padding():
+    backbone = create_backbone("gru4rec", embedding_dim=8, hidden_dim=6, dropout=0.0).eval()
+    x = torch.randn(1, 3, 8)
+    padded = torch.cat([torch.zeros(1, 4, 8), x], dim=1)
+    short = backbone(x, torch.ones(1, 3, dtype=torch.bool))
+    long = backbone(padded, torch.tensor([[False] * 4 + [True] * 3]))
+    assert torch.allclose(short[:, -1], long[:, -1], atol=1e-6)
+
+
+def test_unknown_backbone_and_bad_arguments_are_named():
+    with pytest.raises(ConfigError, match="Unknown backbone 'transformerxl'.*gru4rec.*sasrec"):
+        create_backbone("transformerxl")
+    with pytest.raises(ConfigError, match="rejected its arguments.*accepts.*num_blocks"):
+        create_backbone("sasrec", num_layer=3)
+
+
+class Stub:
+    """The part of a module an objective uses: item embeddings and the catalog size."""
+
+    def __init__(self, weight: torch.Tensor):
+        self.item_embedding = torch.nn.Embedding.from_pretrained(weight, freeze=False)
+        self.num_items = weight.shape[0] - 1
+
+
+def objective_inputs(seed=0, n_items=6, d=4):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(2, 3, d, generator=g, dtype=torch.float64)
+    weight = torch.randn(n_items + 1, d, generator=g, dtype=torch.float64)
+    batch = {"target_seq": torch.tensor([[0, 2, 5], [1, 0, 6]])}
+    return {"hidden": hidden}, batch, Stub(weight)
+
+
+def test_full_cross_entropy_matches_formula_and_ignores_padding():
+    outputs, batch, module = objective_inputs()
+    h = outputs["hidden"][batch["target_seq"] > 0]
+    w = module.item_embedding.weight
+    targets = [2, 5, 1, 6]
+    manual = torch.stack(
+        [-(h[i] @ w[t]) + torch.logsumexp(h[i] @ w[1:].T, 0) for i, t in enumerate(targets)]
+    ).mean()
+    assert torch.allclose(FullCrossEntropy()(outputs, batch, module), manual)
+    chunked = FullCrossEntropy(chunk_size=3, label_smoothing=0.1)(outputs, batch, module)
+    dense = FullCrossEntropy(label_smoothing=0.1)(outputs, batch, module)
+    assert torch.allclose(chunked, dense)
+
+
+def test_chunked_cross_entropy_gradients_match_dense():
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(13, 5, dtype=torch.float64, requires_grad=True, generator=g)
+    w = torch.randn(9, 5, dtype=torch.float64, requires_grad=True, generator=g)
+    t = torch.randint(0, 9, (13,), generator=g)
+    for smoothing in (0.0, 0.2):
+        got = torch.autograd.grad(chunked_cross_entropy(h, w, t, chunk_size=4, smoothing=smoothing), (h, w))
+        want = torch.autograd.grad(F.cross_entropy(h @ w.T, t, label_smoothing=smoothing), (h, w))
+        assert all(torch.allclose(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_sampled_softmax_with_logq_matches_formula(monkeypatch):
+    outputs, batch, module = objective_inputs()
+    objective = SampledSoftmax(num_negatives=3, distribution="popularity")
+    objective.sampler.probs = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.1, 0.2, 0.1])
+    negatives = torch.tensor([5, 3, 1])
+    log_q = objective.sampler.probs[negatives].log()
+    monkeypatch.setattr(objective.sampler, "sample", lambda shape, n, device: (negatives, log_q))
+    h = outputs["hidden"][batch["target_seq"] > 0]
+    w, q = module.item_embedding.weight, objective.sampler.probs
+    losses = []
+    for i, t in enumerate([2, 5, 1, 6]):
+        logits = [h[i] @ w[t] - q[t].log()] + [h[i] @ w[j] - q[j].log() for j in negatives.tolist() if j != t]
+        losses.append(-logits[0] + torch.logsumexp(torch.stack(logits), 0))  # a negative equal to t is masked
+    assert torch.allclose(objective(outputs, batch, module), torch.stack(losses).mean())
+
+
+def test_binary_cross_entropy_matches_formula():
+    outputs, batch, module = objective_inputs()
+    torch.manual_seed(3)
+    loss = BinaryCrossEntropy(num_negatives=2)(outputs, batch, module)
+    torch.manual_seed(3)
+    negatives = torch.randint(1, 7, (4, 2))
+    h, w = outputs["hidden"][batch["target_seq"] > 0], module.item_embedding.weight
+    manual = []
+    for i, t in enumerate([2, 5, 1, 6]):
+        term = -F.logsigmoid(h[i] @ w[t])
+        for j in negatives[i].tolist():
+            term = term - (F.logsigmoid(-(h[i] @ w[j])) if j != t else 0.0)
+        manual.append(term)
+    assert torch.allclose(loss, torch.stack(manual).mean())
+
+
+def test_module_rejects_bad_objectives_and_mismatched_data(chain_datamodule):
+    with pytest.raises(ConfigError, match="at least one objective"):
+        SeqRecModule(10, objectives={})
+    with pytest.raises(ConfigError, match="must subclass"):
+        SeqRecModule(10, objectives={"ce": torch.nn.MSELoss()})
+    module = SeqRecModule(chain_datamodule.num_items + 5)
+    with pytest.raises(ConfigError, match="built for 35 items but the data has 30"):
+        quiet_trainer(max_epochs=1).fit(module, chain_datamodule)
+
+
+@pytest.fixture(scope="module")
+def trained(request):
+    """A SASRec trained on the learnable chain log (next item = current + 1)."""
+    from conftest import chain_log
+
+    from lightning_seqrec import Interactions, SeqRecDataModule
+
+    data = Interactions.from_frame(chain_log(), columns={"user_id": "user", "item_id": "item", "timestamp": "ts"})
+    dm = SeqRecDataModule(data, max_len=8, batch_size=16, eval_batch_size=7)
+    dm.setup()
+    L.seed_everything(0)
+    module = tiny_sasrec(dm)
+    trainer = quiet_trainer(max_epochs=12)
+    trainer.fit(module, dm)
+    return module, dm, trainer
+
+
+def test_training_learns_the_chain(trained):
+    module, dm, trainer = trained
+    metrics = trainer.test(module, dm, verbose=False)[0]
+    assert metrics["test/hr@5"] > 0.8  # random ranking of 30 items gives ~0.17
+    assert metrics["test/ndcg@10"] > 0.6
+
+
+def test_evaluation_scores_equal_recommend(trained):
+    module, dm, _ = trained
+    module.eval()
+    for batch in dm.test_dataloader():
+        with torch.no_grad():
+            eval_scores = module.score(batch)
+        users = dm.split.test.history.users[batch["user"].numpy()]
+        histories = [dm.user_history(u)[:-1] for u in users]  # everything before the test target
+        assert max(len(h) for h in histories) > dm.max_len  # truncation is exercised
+        assert torch.equal(module.score_histories(histories), eval_scores)
+        top = module.recommend(histories, k=5)
+        expected = torch.topk(eval_scores, 5).indices
+        assert [[r["item_id"] for r in row] for row in top] == [dm.vocab.decode(row) for row in expected.tolist()]
+        seen = set(histories[0])
+        assert not seen & {r["item_id"] for r in top[0]}  # seen items are excluded
+
+
+def test_recommend_bad_input(trained):
+    module, dm, _ = trained
+    with pytest.raises(UnknownItemError, match="not in this model's vocabulary: 'nope'"):
+        module.recommend([[1, "nope"]])
+    with pytest.raises(DataError, match="empty"):
+        module.recommend([[]])
+    top_all = module.recommend([[1, 2]], k=100, exclude_seen=True)[0]
+    assert len(top_all) == 28  # K beyond the catalog returns every unseen item once
+    assert np.all(np.diff([r["score"] for r in top_all]) <= 0)
+
+
+def test_gru4rec_trains(chain_datamodule):
+    L.seed_everything(0)
+    module = GRU4Rec(chain_datamodule.num_items, embedding_dim=16, hidden_dim=16, max_len=8, lr=5e-3, dropout=0.0)
+    trainer = quiet_trainer(max_epochs=8)
+    trainer.fit(module, chain_datamodule)
+    assert trainer.test(module, chain_datamodule, verbose=False)[0]["test/hr@10"] > 0.6
