@@ -114,9 +114,10 @@ class SeqRecModule(L.LightningModule):
         for objective in self.objectives.values():
             objective.setup(datamodule)
 
-    def on_train_epoch_start(self) -> None:
-        # Randomness per epoch depends on (seed, epoch, rank) only, so a resumed run repeats the same draws.
-        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch * 1009 + self.global_rank)
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # Dropout and negative sampling draw from a seed that depends on (seed, step, rank) only, so a run
+        # resumed from a checkpoint repeats exactly the draws of one that never stopped.
+        torch.manual_seed(self.seed * 1_000_003 + self.global_step * 1009 + self.global_rank)
 
     def training_step(self, batch, batch_idx):
         outputs = self(batch)
