@@ -186,7 +186,21 @@ def test_recommend_bad_input(trained):
 
 def test_gru4rec_trains(chain_datamodule):
     L.seed_everything(0)
-    module = GRU4Rec(chain_datamodule.num_items, embedding_dim=16, hidden_dim=16, max_len=8, lr=5e-3, dropout=0.0)
-    trainer = quiet_trainer(max_epochs=8)
+    module = GRU4Rec(chain_datamodule.num_items, embedding_dim=16, hidden_dim=32, max_len=8, lr=1e-2, dropout=0.0)
+    trainer = quiet_trainer(max_epochs=15)
     trainer.fit(module, chain_datamodule)
     assert trainer.test(module, chain_datamodule, verbose=False)[0]["test/hr@10"] > 0.6
+
+
+def test_trimming_padding_columns_is_exact(trained):
+    from lightning_seqrec.modules.seqrec import trim_padding
+
+    module, dm, _ = trained
+    module.eval()
+    batch = {"item_seq": torch.tensor([[0, 0, 0, 0, 0, 3, 4, 5], [0, 0, 0, 0, 0, 0, 7, 8]])}
+    trimmed = trim_padding(batch)
+    assert trimmed["item_seq"].shape == (2, 3)
+    with torch.no_grad():
+        full = module(batch)["hidden"][:, -1]
+        short = module(trimmed)["hidden"][:, -1]
+    assert torch.allclose(full, short, atol=1e-6)

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lightning_seqrec.data.datasets import (
-    EpochSeededSampler,
     EvalDataset,
+    LengthBucketSampler,
     TensorDictDataset,
     UnpaddedDistributedSampler,
     _identity,
@@ -199,7 +199,8 @@ class SeqRecDataModule(L.LightningDataModule):
         if world > 1:
             sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
         else:
-            sampler = EpochSeededSampler(len(dataset), seed=self.seed)
+            lengths = (self.train_tensors["item_seq"] > 0).sum(1)
+            sampler = LengthBucketSampler(lengths, self.batch_size, seed=self.seed)
         return self._loader(dataset, self.batch_size, sampler)
 
     def _eval_loader(self, dataset: EvalDataset) -> DataLoader:

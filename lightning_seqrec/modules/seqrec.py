@@ -73,6 +73,7 @@ class SeqRecModule(L.LightningModule):
 
     # ----------------------------------------------------------------- forward and scoring
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Backbone outputs for a batch whose all-padding leading columns have been trimmed."""
         item_seq = batch["item_seq"]
         mask = item_seq > 0
         hidden = self.backbone(self.item_embedding(item_seq), mask, batch)
@@ -87,7 +88,7 @@ class SeqRecModule(L.LightningModule):
     def score(self, batch: Mapping[str, torch.Tensor], mask_seen: bool | None = None) -> torch.Tensor:
         """Next-item scores `[B, N+1]` from the newest position; seen items (`seen_rows`/`seen_items` in the
         batch) get -inf when `mask_seen` (default: the module's setting)."""
-        hidden = self(batch)["hidden"][:, -1]
+        hidden = self(trim_padding(batch))["hidden"][:, -1]
         scores = self.score_hidden(hidden)
         if (self.mask_seen if mask_seen is None else mask_seen) and "seen_rows" in batch:
             scores[batch["seen_rows"], batch["seen_items"]] = float("-inf")
@@ -120,6 +121,7 @@ class SeqRecModule(L.LightningModule):
         torch.manual_seed(self.seed * 1_000_003 + self.global_step * 1009 + self.global_rank)
 
     def training_step(self, batch, batch_idx):
+        batch = trim_padding(batch)
         outputs = self(batch)
         total = 0.0
         for name, objective in self.objectives.items():
@@ -210,3 +212,20 @@ class SeqRecModule(L.LightningModule):
         if str(raw_id) in self.item_titles:
             entry["title"] = self.item_titles[str(raw_id)]
         return entry
+
+
+def trim_padding(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop leading columns that are padding in every row of `[B, L]` sequence tensors.
+
+    Exact for the built-in backbones: positions are counted from the newest item, padded keys are masked and
+    padded outputs are zero, so only wasted work is removed.
+    """
+    item_seq = batch["item_seq"]
+    if item_seq.numel() == 0:
+        return dict(batch)
+    longest = int((item_seq > 0).sum(1).max())
+    keep = max(longest, 1)
+    if keep == item_seq.shape[1]:
+        return dict(batch)
+    seq_keys = {k for k, v in batch.items() if k.endswith("_seq") and v.dim() >= 2 and v.shape[:2] == item_seq.shape}
+    return {k: (v[:, -keep:] if k in seq_keys else v) for k, v in batch.items()}
