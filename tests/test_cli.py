@@ -1,0 +1,98 @@
+"""The `seqrec` command end to end (train -> eval -> recommend) and its errors, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import chain_log
+
+
+def seqrec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "lightning_seqrec.cli", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """`seqrec train` on a user's own CSV through data=table, two epochs."""
+    tmp = tmp_path_factory.mktemp("cli")
+    chain_log().to_csv(tmp / "events.csv", index=False)
+    result = seqrec(
+        "train",
+        "data=table",
+        f"data.path={tmp / 'events.csv'}",
+        "data.columns.user_id=user",
+        "data.columns.item_id=item",
+        "data.columns.timestamp=ts",
+        "data.max_len=8",
+        "model.embedding_dim=16",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "show_user=u3",
+        f"hydra.run.dir={tmp / 'run'}",
+        cwd=tmp,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, result
+
+
+def test_train_prints_metrics_and_recommendations(trained_run):
+    tmp, result = trained_run
+    assert "test/ndcg@10" in result.stdout and "test/coverage@10" in result.stdout
+    assert "top-10 for user u3:" in result.stdout
+    assert (tmp / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_eval_reproduces_the_test_metrics(trained_run):
+    tmp, train = trained_run
+    best = next(p for p in (tmp / "run" / "checkpoints").glob("epoch*.ckpt"))
+    result = seqrec("eval", f"ckpt={best}", f"hydra.run.dir={tmp / 'eval'}", cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in train.stdout.splitlines() if "test/ndcg@10" in x)
+    assert line in result.stdout.splitlines()  # same checkpoint, same data recorded in it -> same number
+
+
+def test_recommend_by_user_and_by_history(trained_run):
+    tmp, _ = trained_run
+    ckpt = tmp / "run" / "checkpoints" / "last.ckpt"
+    by_user = seqrec("recommend", f"ckpt={ckpt}", "user=u3", "k=5", f"hydra.run.dir={tmp / 'r1'}", cwd=tmp)
+    assert by_user.returncode == 0, by_user.stderr[-3000:]
+    assert by_user.stdout.count("(item ") == 5
+    by_history = seqrec("recommend", f"ckpt={ckpt}", "history=[1,2,3]", f"hydra.run.dir={tmp / 'r2'}", cwd=tmp)
+    assert by_history.returncode == 0 and by_history.stdout.count("(item ") == 10
+
+
+def test_unknown_item_and_user_are_clear_errors(trained_run):
+    tmp, _ = trained_run
+    ckpt = tmp / "run" / "checkpoints" / "last.ckpt"
+    bad_item = seqrec("recommend", f"ckpt={ckpt}", "history=[1,999]", f"hydra.run.dir={tmp / 'e1'}", cwd=tmp)
+    assert bad_item.returncode == 2
+    assert "not in this model's vocabulary: 999" in bad_item.stderr and "unknown='drop'" in bad_item.stderr
+    bad_user = seqrec("recommend", f"ckpt={ckpt}", "user=nobody", f"hydra.run.dir={tmp / 'e2'}", cwd=tmp)
+    assert bad_user.returncode == 2 and "User 'nobody' is not in" in bad_user.stderr
+
+
+def test_wrong_config_keys_name_the_key_and_the_fix(tmp_path):
+    typo = seqrec("train", "data.max_lenn=5", cwd=tmp_path)
+    assert typo.returncode != 0
+    assert "data.max_lenn" in typo.stderr and "+data.max_lenn" in typo.stderr  # Hydra names the key and the fix
+    extra = seqrec("train", "+model.num_layer=3", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert extra.returncode == 2
+    assert "num_layer" in extra.stderr and "--cfg job" in extra.stderr
+    unknown = seqrec("frobnicate", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown command 'frobnicate'" in unknown.stderr
+
+
+def test_missing_checkpoint_and_malformed_data(tmp_path):
+    missing = seqrec("eval", "ckpt=nope.ckpt", f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    (tmp_path / "bad.csv").write_text("user,item\nu1,1\n")
+    bad = seqrec(
+        "train", "data=table", f"data.path={tmp_path / 'bad.csv'}", f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path
+    )
+    assert bad.returncode == 2 and "user_id" in bad.stderr
