@@ -20,12 +20,27 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning_seqrec import GRU4Rec, SASRec
 from lightning_seqrec.data import AmazonBeauty, AmazonSports, AmazonToys, MovieLens1M, Yelp
 
-DATASETS = {"beauty": AmazonBeauty, "sports": AmazonSports, "toys": AmazonToys, "yelp": Yelp, "ml-1m": MovieLens1M}
+DATASETS = {
+    "beauty": AmazonBeauty,
+    "sports": AmazonSports,
+    "toys": AmazonToys,
+    "yelp": Yelp,
+    "ml-1m": MovieLens1M,
+}
 MODELS = {
-    "sasrec": lambda n, a: SASRec(n, embedding_dim=64, max_len=a.max_len, num_blocks=2, num_heads=2,
-                                 dropout=a.dropout, lr=a.lr, seed=a.seed),
-    "gru4rec": lambda n, a: GRU4Rec(n, embedding_dim=64, max_len=a.max_len, hidden_dim=64, dropout=a.dropout,
-                                   lr=a.lr, seed=a.seed),
+    "sasrec": lambda n, a: SASRec(
+        n,
+        embedding_dim=64,
+        max_len=a.max_len,
+        num_blocks=2,
+        num_heads=2,
+        dropout=a.dropout,
+        lr=a.lr,
+        seed=a.seed,
+    ),
+    "gru4rec": lambda n, a: GRU4Rec(
+        n, embedding_dim=64, max_len=a.max_len, hidden_dim=64, dropout=a.dropout, lr=a.lr, seed=a.seed
+    ),
 }
 
 
@@ -43,8 +58,11 @@ class EpochTimer(Callback):
 
     def on_validation_epoch_end(self, trainer, module):
         ndcg = trainer.callback_metrics.get("val/ndcg@10", float("nan"))
-        print(f"epoch {trainer.current_epoch}: train {self.times[-1] if self.times else 0:.1f}s, "
-              f"val ndcg@10 {float(ndcg):.4f}", flush=True)
+        print(
+            f"epoch {trainer.current_epoch}: train {self.times[-1] if self.times else 0:.1f}s, "
+            f"val ndcg@10 {float(ndcg):.4f}",
+            flush=True,
+        )
 
 
 def run(model_name: str, args) -> dict:
@@ -92,13 +110,17 @@ def main() -> None:
     use_shared_data()
     rows = [run(name, args) for name in args.models]
     print(f"\n{args.dataset}: leave-one-out, full ranking, seen items masked, max_len {args.max_len}, 64 dims")
-    print(f"{'model':<9} {'HR@5':>7} {'HR@10':>7} {'NDCG@5':>7} {'NDCG@10':>8} {'MRR@10':>7} {'cov@10':>7} "
-          f"{'gini@10':>8} {'epochs':>6} {'s/epoch':>8}")
+    print(
+        f"{'model':<9} {'HR@5':>7} {'HR@10':>7} {'NDCG@5':>7} {'NDCG@10':>8} {'MRR@10':>7} {'cov@10':>7} "
+        f"{'gini@10':>8} {'epochs':>6} {'s/epoch':>8}"
+    )
     for r in rows:
         t = r["test"]
-        print(f"{r['model']:<9} {t['hr@5']:>7.4f} {t['hr@10']:>7.4f} {t['ndcg@5']:>7.4f} {t['ndcg@10']:>8.4f} "
-              f"{t['mrr@10']:>7.4f} {t['coverage@10']:>7.4f} {t['gini@10']:>8.4f} {r['epochs']:>6} "
-              f"{r['seconds_per_epoch']:>8.1f}")
+        print(
+            f"{r['model']:<9} {t['hr@5']:>7.4f} {t['hr@10']:>7.4f} {t['ndcg@5']:>7.4f} {t['ndcg@10']:>8.4f} "
+            f"{t['mrr@10']:>7.4f} {t['coverage@10']:>7.4f} {t['gini@10']:>8.4f} {r['epochs']:>6} "
+            f"{r['seconds_per_epoch']:>8.1f}"
+        )
     path = write_json(f"quality_{args.dataset}", {"args": vars(args), "command": " ".join(sys.argv), "results": rows})
     print(f"wrote {path}")
 

@@ -49,7 +49,8 @@ def _print_recommendations(module, history: list, k: int, header: str) -> None:
     print(f"\n{header}")
     print("  recent history: " + "; ".join(titles.get(str(i), str(i)) for i in history[-5:]))
     for rank, entry in enumerate(module.recommend([history], k=k)[0], start=1):
-        print(f"  {rank:>2}. {entry.get('title', entry['item_id'])}  (item {entry['item_id']}, score {entry['score']:.3f})")
+        name = entry.get("title", entry["item_id"])
+        print(f"  {rank:>2}. {name}  (item {entry['item_id']}, score {entry['score']:.3f})")
 
 
 def train(cfg: DictConfig) -> dict:
@@ -57,11 +58,17 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = _build_data(cfg.data)
     module = instantiate(
-        cfg.model, num_items=datamodule.num_items, objectives=_instantiate_dict(cfg.objective), _convert_="all"
+        cfg.model,
+        num_items=datamodule.num_items,
+        objectives=_instantiate_dict(cfg.objective),
+        _convert_="all",
     )
     module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
-    trainer = instantiate(cfg.trainer, callbacks=list(_instantiate_dict(cfg.get("callbacks")).values()),
-                          logger=list(_instantiate_dict(cfg.get("logger")).values()) or False)
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=list(_instantiate_dict(cfg.get("callbacks")).values()),
+        logger=list(_instantiate_dict(cfg.get("logger")).values()) or False,
+    )
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     results = {}
     if cfg.test:

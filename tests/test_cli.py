@@ -93,6 +93,10 @@ def test_missing_checkpoint_and_malformed_data(tmp_path):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     (tmp_path / "bad.csv").write_text("user,item\nu1,1\n")
     bad = seqrec(
-        "train", "data=table", f"data.path={tmp_path / 'bad.csv'}", f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path
+        "train",
+        "data=table",
+        f"data.path={tmp_path / 'bad.csv'}",
+        f"hydra.run.dir={tmp_path / 'b'}",
+        cwd=tmp_path,
     )
     assert bad.returncode == 2 and "user_id" in bad.stderr

@@ -329,9 +329,7 @@ def test_evaluator_rejects_wrong_catalog_width():
 
 def test_evaluator_rejects_nan():
     with pytest.raises(ValueError, match=r"NaN in rows \[1\]"):
-        RankingEvaluator(2).update(
-            torch.tensor([[-INF, 0.1, 0.2], [-INF, math.nan, 0.2]]), torch.tensor([1, 2])
-        )
+        RankingEvaluator(2).update(torch.tensor([[-INF, 0.1, 0.2], [-INF, math.nan, 0.2]]), torch.tensor([1, 2]))
 
 
 @pytest.mark.filterwarnings(NO_UPDATE_WARNING)

@@ -27,9 +27,7 @@ def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     scores[torch.rand(scores.shape, generator=gen) < 0.25] = -math.inf
     scores[:, 0] = -math.inf
     target = torch.randint(1, NUM_ITEMS + 1, (9,), generator=gen)
-    scores[torch.arange(9), target] = (
-        torch.arange(9, dtype=torch.float64) + 0.5
-    )  # unmasked and still distinct ...
+    scores[torch.arange(9), target] = torch.arange(9, dtype=torch.float64) + 0.5  # unmasked and still distinct ...
     scores[3, target[3]] = -math.inf  # ... except user 3's target
     item_counts = torch.randint(0, 20, (NUM_ITEMS + 1,), generator=gen)
     return scores, target, item_counts

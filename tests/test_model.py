@@ -70,9 +70,7 @@ def test_full_cross_entropy_matches_formula_and_ignores_padding():
     h = outputs["hidden"][batch["target_seq"] > 0]
     w = module.item_embedding.weight
     targets = [2, 5, 1, 6]
-    manual = torch.stack(
-        [-(h[i] @ w[t]) + torch.logsumexp(h[i] @ w[1:].T, 0) for i, t in enumerate(targets)]
-    ).mean()
+    manual = torch.stack([-(h[i] @ w[t]) + torch.logsumexp(h[i] @ w[1:].T, 0) for i, t in enumerate(targets)]).mean()
     assert torch.allclose(FullCrossEntropy()(outputs, batch, module), manual)
     chunked = FullCrossEntropy(chunk_size=3, label_smoothing=0.1)(outputs, batch, module)
     dense = FullCrossEntropy(label_smoothing=0.1)(outputs, batch, module)

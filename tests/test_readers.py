@@ -42,9 +42,7 @@ SHARED = Path(os.environ.get("SEQREC_DATA_DIR", Path(__file__).resolve().parents
 def shared(folder: str) -> Path:
     path = SHARED / folder
     if not path.is_dir():
-        pytest.skip(
-            f"shared dataset folder {path} is missing (set SEQREC_DATA_DIR to a folder holding {folder}/)"
-        )
+        pytest.skip(f"shared dataset folder {path} is missing (set SEQREC_DATA_DIR to a folder holding {folder}/)")
     return path
 
 
@@ -107,9 +105,7 @@ def test_sequence_file_with_aligned_times_and_attributes(tmp_path):
 )
 def test_sequence_file_malformed(tmp_path, text, fragments):
     path = write(tmp_path / "bad.txt", text)
-    raises(
-        lambda: read_sequence_file(path), str(path), *fragments, "fix: every line must be `user_id item_id"
-    )
+    raises(lambda: read_sequence_file(path), str(path), *fragments, "fix: every line must be `user_id item_id")
 
 
 def test_undecodable_files(tmp_path):
@@ -163,9 +159,7 @@ def test_time_file_must_align(tmp_path, time_text, fragments):
 def test_attribute_file_malformed(tmp_path, content, fragments):
     items = write(tmp_path / "items.txt", "1 1\n")
     attributes = write(tmp_path / "items_item2attributes.json", content)
-    raises(
-        lambda: read_sequence_file(items, attributes_path=attributes), str(attributes), *fragments, "fix: "
-    )
+    raises(lambda: read_sequence_file(items, attributes_path=attributes), str(attributes), *fragments, "fix: ")
 
 
 def test_read_amazon_uses_the_files_beside_the_sequence_file(tmp_path):
@@ -174,16 +168,12 @@ def test_read_amazon_uses_the_files_beside_the_sequence_file(tmp_path):
     write(tmp_path / "Beauty_item2attributes.json", '{"1": [5], "2": [6, 7], "3": []}')
     data = read_amazon("Beauty", tmp_path)
     assert data.name == "beauty"
-    assert_frame_equal(
-        data.frame, frame(user_id=[1, 1, 2, 2], item_id=[1, 2, 2, 3], timestamp=[10, 20, 30, 40])
-    )
+    assert_frame_equal(data.frame, frame(user_id=[1, 1, 2, 2], item_id=[1, 2, 2, 3], timestamp=[10, 20, 30, 40]))
     assert data.items["attributes"].to_dict() == {1: [5], 2: [6, 7], 3: []}
     untimed = read_amazon("beauty", tmp_path / "Beauty.txt.gz", with_time=False)
     assert_frame_equal(untimed.frame, frame(user_id=[1, 1, 2, 2], item_id=[1, 2, 2, 3]))
     raises(lambda: read_amazon("books", tmp_path), "Unknown Amazon dataset 'books'", "'beauty'", "'toys'")
-    raises(
-        lambda: read_amazon("toys", tmp_path), "holds no Amazon Toys_and_Games sequence file", "Beauty.txt.gz"
-    )
+    raises(lambda: read_amazon("toys", tmp_path), "holds no Amazon Toys_and_Games sequence file", "Beauty.txt.gz")
 
 
 def test_read_yelp_variants(tmp_path):
@@ -225,15 +215,11 @@ def test_ml1m_ratings_dat_with_latin1_movies(tmp_path):
 def test_ml1m_source_choice(tmp_path):
     write(tmp_path / "ml-1m.txt", "1 10 20\n2 10\n3 30\n")
     write(tmp_path / "ratings_users_0001-2999.dat", RATINGS_DAT)
-    auto = read_movielens_1m(
-        tmp_path
-    )  # no complete ratings.dat: the full sequence file wins over a partial one
+    auto = read_movielens_1m(tmp_path)  # no complete ratings.dat: the full sequence file wins over a partial one
     assert_frame_equal(auto.frame, frame(user_id=[1, 1, 2, 3], item_id=[10, 20, 10, 30]))
     assert_frame_equal(read_movielens_1m(tmp_path, source="ratings").frame, ML1M_RATINGS)
     write(tmp_path / "ratings.dat", "9::10::1::5\n")
-    assert_frame_equal(
-        read_movielens_1m(tmp_path).frame, frame(user_id=[9], item_id=[10], timestamp=[5], rating=[1.0])
-    )
+    assert_frame_equal(read_movielens_1m(tmp_path).frame, frame(user_id=[9], item_id=[10], timestamp=[5], rating=[1.0]))
     assert_frame_equal(read_movielens_1m(tmp_path, source="sequence").frame, auto.frame)
     assert len(read_movielens_1m(tmp_path / "ratings_users_0001-2999.dat")) == 3  # a file goes by its name
     raises(lambda: read_movielens_1m(tmp_path, source="both"), "Unknown MovieLens-1M source 'both'")
@@ -318,9 +304,7 @@ def test_ml100k_malformed(tmp_path):
 
 
 def test_ml_latest_small_folder(tmp_path):
-    write(
-        tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,11,2.5,964981247\n"
-    )
+    write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,11,2.5,964981247\n")
     movies = "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
     movies += '11,"American President, The (1995)",Comedy\n'
     write(tmp_path / "movies.csv.gz", movies)
@@ -396,9 +380,7 @@ def test_retailrocket_events(tmp_path):
 
 def test_retailrocket_malformed(tmp_path):
     only_views = write(tmp_path / "a" / "events.csv", EVENTS_CSV.splitlines()[0] + "\n1,2,view,3,\n")
-    raises(
-        lambda: read_retailrocket(only_views, events=["transaction"]), "has no events of type ['transaction']"
-    )
+    raises(lambda: read_retailrocket(only_views, events=["transaction"]), "has no events of type ['transaction']")
     renamed = write(tmp_path / "b" / "events.csv", "timestamp,user,event,itemid\n1,2,view,3\n")
     raises(lambda: read_retailrocket(renamed), "lacks column(s) ['visitorid']", "'user'", "transactionid")
 
@@ -406,9 +388,7 @@ def test_retailrocket_malformed(tmp_path):
 def test_retailrocket_sessions(tmp_path):
     text = "timestamp\tuser_id\titem_id\tsession_id\n1442004589\t0\t285930\t0\n1442004759\t0\t357564\t0\n"
     data = read_retailrocket_sessions(write(tmp_path / "sample_retailrocket.tsv.gz", text))
-    assert_frame_equal(
-        data.frame, frame(user_id=[0, 0], item_id=[285930, 357564], timestamp=[1442004589, 1442004759])
-    )
+    assert_frame_equal(data.frame, frame(user_id=[0, 0], item_id=[285930, 357564], timestamp=[1442004589, 1442004759]))
     assert data.meta["time_unit"] == "s"
 
 
@@ -428,9 +408,7 @@ def test_xmrec_users_are_market_qualified(tmp_path):
     assert (data.num_users, data.num_items) == (3, 2)
     assert read_xmrec(tmp_path, markets=["fr"]).frame["user_id"].to_list() == ["fr:U1"]
     raises(lambda: read_xmrec(tmp_path, markets=["us"]), "XMRec market(s) ['us']", "available: ['de', 'fr']")
-    bad = write(
-        tmp_path / "bad" / "uk_5core.txt", header + "U1 B001 5.0 2016-06-13\nU2 B002 4.0 2018-13-45\n"
-    )
+    bad = write(tmp_path / "bad" / "uk_5core.txt", header + "U1 B001 5.0 2016-06-13\nU2 B002 4.0 2018-13-45\n")
     raises(lambda: read_xmrec(bad.parent), "line 3", "column 'timestamp' is '2018-13-45'", "YYYY-MM-DD")
     raises(lambda: read_xmrec(tmp_path / "missing"), "holds no XMRec `<market>_5core.txt[.gz]` files")
 
@@ -454,9 +432,7 @@ def test_read_table_sources(tmp_path):
 
 
 def test_read_table_datetime_timestamps_become_unix_seconds():
-    df = pd.DataFrame(
-        {"user_id": [1, 1], "item_id": [1, 2], "timestamp": pd.to_datetime(["2017-01-01", "2018-01-22"])}
-    )
+    df = pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2], "timestamp": pd.to_datetime(["2017-01-01", "2018-01-22"])})
     assert read_table(df).frame["timestamp"].to_list() == [1483228800, 1516579200]
 
 

@@ -1,7 +1,12 @@
 """Sequence encoders: plain nn.Modules mapping embedded item sequences to hidden states."""
 
 from lightning_seqrec.backbones.gru4rec import GRU4RecBackbone
-from lightning_seqrec.backbones.registry import create_backbone, get_backbone, list_backbones, register_backbone
+from lightning_seqrec.backbones.registry import (
+    create_backbone,
+    get_backbone,
+    list_backbones,
+    register_backbone,
+)
 from lightning_seqrec.backbones.sasrec import SASRecBackbone
 
 __all__ = [

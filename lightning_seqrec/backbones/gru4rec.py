@@ -14,9 +14,7 @@ class GRU4RecBackbone(nn.Module):
     """A GRU over the real items only: left padding is removed before the recurrence, so the state at the
     newest item does not depend on how much padding preceded the sequence."""
 
-    def __init__(
-        self, embedding_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1, dropout: float = 0.2
-    ):
+    def __init__(self, embedding_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1, dropout: float = 0.2):
         super().__init__()
         self.input_drop = nn.Dropout(dropout)
         self.gru = nn.GRU(embedding_dim, hidden_dim, num_layers=num_layers, batch_first=True)

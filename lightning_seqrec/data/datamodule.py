@@ -87,9 +87,7 @@ class SeqRecDataModule(L.LightningDataModule):
     def filtered(self, data: Interactions) -> Interactions:
         if self.dedupe:
             consecutive = self.dedupe == "consecutive"
-            data = drop_duplicates(
-                data, keep="first" if consecutive else self.dedupe, consecutive_only=consecutive
-            )
+            data = drop_duplicates(data, keep="first" if consecutive else self.dedupe, consecutive_only=consecutive)
         if self.user_core or self.item_core:
             data = k_core(data, self.user_core, self.item_core)
         return data
@@ -245,14 +243,10 @@ MovieLensLatestSmall = _dataset_module(
     "ml-latest-small",
     "MovieLens latest-small (embedded in the package; the default).",
 )
-MovieLens1M = _dataset_module(
-    "MovieLens1M", "ml-1m", "MovieLens-1M (`ratings.dat` or `ml-1m.txt`).", max_len=200
-)
+MovieLens1M = _dataset_module("MovieLens1M", "ml-1m", "MovieLens-1M (`ratings.dat` or `ml-1m.txt`).", max_len=200)
 MovieLens100K = _dataset_module("MovieLens100K", "ml-100k", "MovieLens-100k (`u.data` or RecBole `.inter`).")
 AmazonBeauty = _dataset_module("AmazonBeauty", "beauty", "Amazon Beauty 5-core, S3-Rec preprocessing.")
-AmazonSports = _dataset_module(
-    "AmazonSports", "sports", "Amazon Sports & Outdoors 5-core, S3-Rec preprocessing."
-)
+AmazonSports = _dataset_module("AmazonSports", "sports", "Amazon Sports & Outdoors 5-core, S3-Rec preprocessing.")
 AmazonToys = _dataset_module("AmazonToys", "toys", "Amazon Toys & Games 5-core, S3-Rec preprocessing.")
 Yelp = _dataset_module("Yelp", "yelp", "Yelp 2019, S3-Rec preprocessing.")
 RetailRocket = _dataset_module(

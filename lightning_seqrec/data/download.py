@@ -35,9 +35,7 @@ def sidecar_path(dest: str | os.PathLike[str]) -> Path:
     return dest.with_name(dest.name + ".sha256")
 
 
-def download(
-    url: str, dest: str | os.PathLike[str], sha256: str | None = None, timeout: float = 60.0
-) -> Path:
+def download(url: str, dest: str | os.PathLike[str], sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Fetch `url` to `dest` atomically and verify its sha256; an existing verified `dest` is reused.
 
     With `sha256=None` the checksum is trusted on first use: it is written to `<dest>.sha256` (with a warning)
@@ -127,9 +125,7 @@ def extract_zip(
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(
-            f"{path} is not a readable zip archive ({exc}); delete it and download it again."
-        ) from exc
+        raise DataError(f"{path} is not a readable zip archive ({exc}); delete it and download it again.") from exc
     with archive:
         plan = [
             (member, target)

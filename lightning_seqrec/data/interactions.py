@@ -38,9 +38,7 @@ class Interactions:
         keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in self.frame.columns]
         self.frame = self.frame[keep]
         if len(self.frame) == 0:
-            raise DataError(
-                f"Interactions for {self.name!r} are empty: the source has no rows after reading."
-            )
+            raise DataError(f"Interactions for {self.name!r} are empty: the source has no rows after reading.")
         for col in REQUIRED_COLUMNS:
             if self.frame[col].isna().any():
                 bad = int(self.frame[col].isna().sum())
@@ -91,9 +89,7 @@ class Interactions:
 
     def replace(self, frame: pd.DataFrame) -> Interactions:
         """The same dataset with another row set (used by filters)."""
-        return Interactions(
-            frame.reset_index(drop=True), items=self.items, name=self.name, meta=dict(self.meta)
-        )
+        return Interactions(frame.reset_index(drop=True), items=self.items, name=self.name, meta=dict(self.meta))
 
     def sorted(self) -> Interactions:
         """Rows grouped by user, chronological within a user; ties and untimed data keep file order."""

@@ -39,9 +39,7 @@ def _open_text(path: Path, encoding: str = "utf-8") -> IO[str]:
     return open(path, encoding=encoding)
 
 
-def _error(
-    path: Path, problem: str, fix: str, lineno: int | None = None, line: str | None = None
-) -> DataError:
+def _error(path: Path, problem: str, fix: str, lineno: int | None = None, line: str | None = None) -> DataError:
     """A DataError that says where (file and line), what (the offending text) and how to fix it."""
     where = f"{path}, line {lineno}" if lineno is not None else str(path)
     shown = f"\n  offending line: {line.rstrip(chr(13) + chr(10))!r}" if line is not None else ""
@@ -145,9 +143,7 @@ def _read_headerless(
     path: Path, sep: str, width: int, fix: str, encoding: str = "utf-8", engine: str = "c"
 ) -> pd.DataFrame:
     """A file without header whose every line must have `width` fields; columns are numbered 0..width-1."""
-    frame = _read_csv(
-        path, fix, sep=sep, header=None, quoting=csv.QUOTE_NONE, encoding=encoding, engine=engine
-    )
+    frame = _read_csv(path, fix, sep=sep, header=None, quoting=csv.QUOTE_NONE, encoding=encoding, engine=engine)
     if frame.shape[1] != width:
         lineno, line = _data_line(path, 0, 0, encoding)
         raise _error(path, "the first line does not have the expected number of fields", fix, lineno, line)
@@ -173,9 +169,7 @@ def _cast(values: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:
         parsed = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
         seconds = parsed.to_numpy().astype("datetime64[s]").astype(np.int64)
         return pd.Series(seconds, index=values.index), parsed.isna().to_numpy()
-    numbers = (
-        values if pd.api.types.is_integer_dtype(values.dtype) else pd.to_numeric(values, errors="coerce")
-    )
+    numbers = values if pd.api.types.is_integer_dtype(values.dtype) else pd.to_numeric(values, errors="coerce")
     bad = numbers.isna().to_numpy() | ((numbers % 1 != 0).to_numpy() if kind == "int" else False)
     return (numbers if bad.any() else numbers.astype("int64" if kind == "int" else "float64")), bad
 
@@ -324,9 +318,7 @@ def _read_attributes(path: Path) -> pd.DataFrame:
     ids = _int_array(keys)
     if isinstance(ids, int):
         raise _error(path, f"item id {keys[ids]!r} is not an integer", fix)
-    bad = next(
-        (k for k, v in data.items() if not (isinstance(v, list) and all(type(a) is int for a in v))), None
-    )
+    bad = next((k for k, v in data.items() if not (isinstance(v, list) and all(type(a) is int for a in v))), None)
     if bad is not None:
         raise _error(path, f"item {bad!r} maps to {data[bad]!r}, not a list of integers", fix)
     return pd.DataFrame({"attributes": list(data.values())}, index=pd.Index(ids, name="item_id"))
@@ -423,9 +415,7 @@ def read_movielens_latest_small(path: PathLike | None = None) -> Interactions:
         )
         table = _coerce(table, movies, movie_fix, ints=("item_id",))
         items = _items(table["item_id"], table["title"], table["category"])
-    return Interactions(
-        frame, items=items, name="ml-latest-small", meta=_meta(ratings, movies, time_unit="s")
-    )
+    return Interactions(frame, items=items, name="ml-latest-small", meta=_meta(ratings, movies, time_unit="s"))
 
 
 RATINGS_DAT_FIX = (
@@ -454,9 +444,7 @@ def _read_movies_dat(path: Path) -> pd.DataFrame:
     return _items(table[0], table[1], table[2].fillna(""))
 
 
-def read_movielens_1m(
-    path: PathLike, source: Literal["auto", "ratings", "sequence"] = "auto"
-) -> Interactions:
+def read_movielens_1m(path: PathLike, source: Literal["auto", "ratings", "sequence"] = "auto") -> Interactions:
     """MovieLens-1M from the official `ratings.dat` (timestamps; a partial `ratings*.dat` also works) or the
     one-sequence-per-line `ml-1m.txt` (no timestamps); `movies.dat` beside it adds titles and genres.
 
@@ -492,9 +480,7 @@ def _read_atomic(path: Path, columns: Mapping[str, str], fix: str) -> pd.DataFra
 def _read_u_data(path: Path) -> pd.DataFrame:
     """GroupLens `u.data`: tab-separated `user item rating timestamp`, no header."""
     fix = "each line of u.data must be user id, item id, rating, timestamp: four integers separated by tabs"
-    frame = _read_headerless(path, "\t", 4, fix).set_axis(
-        ["user_id", "item_id", "rating", "timestamp"], axis=1
-    )
+    frame = _read_headerless(path, "\t", 4, fix).set_axis(["user_id", "item_id", "rating", "timestamp"], axis=1)
     ints = ("user_id", "item_id", "timestamp")
     return _coerce(frame, path, fix, ints=ints, floats=("rating",), header_lines=0)
 
@@ -563,14 +549,10 @@ def read_retailrocket(path: PathLike, events: Collection[str] | None = None) -> 
         events = {events} if isinstance(events, str) else set(events)
         unknown = sorted(events - set(RETAILROCKET_EVENTS))
         if unknown:
-            raise DataError(
-                f"Unknown RetailRocket event type(s) {unknown}; choose from {list(RETAILROCKET_EVENTS)}."
-            )
+            raise DataError(f"Unknown RetailRocket event type(s) {unknown}; choose from {list(RETAILROCKET_EVENTS)}.")
         frame = frame[frame["event"].isin(events)]
         if frame.empty:
-            raise _error(
-                main, f"has no events of type {sorted(events)}", "choose event types present in the file"
-            )
+            raise _error(main, f"has no events of type {sorted(events)}", "choose event types present in the file")
     meta = _meta(main, time_unit="ms")
     return Interactions(frame.reset_index(drop=True), name="retailrocket", meta=meta)
 
@@ -600,9 +582,7 @@ def _xmrec_files(path: Path, markets: Collection[str] | None) -> dict[str, Path]
         found = _matches(path, f"*{XMREC_SUFFIX}") if path.is_dir() else []
         files = {p.name.split("_")[0]: p for p in found}
     if not files:
-        raise DataError(
-            f"{path} holds no XMRec `<market>{XMREC_SUFFIX}[.gz]` files; pass the folder that has them."
-        )
+        raise DataError(f"{path} holds no XMRec `<market>{XMREC_SUFFIX}[.gz]` files; pass the folder that has them.")
     if markets is None:
         return files
     unknown = sorted(set(markets) - set(files))
@@ -628,9 +608,7 @@ def read_xmrec(path: PathLike, markets: Collection[str] | None = None) -> Intera
             file,
             fix,
         )
-        frame = _coerce(
-            frame, file, fix, texts=("user_id", "item_id"), floats=("rating",), dates=("timestamp",)
-        )
+        frame = _coerce(frame, file, fix, texts=("user_id", "item_id"), floats=("rating",), dates=("timestamp",))
         parts.append(frame.assign(user_id=market + ":" + frame["user_id"].astype(str), market=market))
     frame = pd.concat(parts, ignore_index=True)
     return Interactions(frame, name="xmrec", meta=_meta(*files.values(), time_unit="s"))
@@ -677,14 +655,10 @@ def read_table(
             f"{have}. Pass the mapping from our names to yours, e.g. read_table(..., columns={example})."
         )
     if text_file:
-        frame = _coerce(
-            frame, path, "fill in or drop the rows without user or item", texts=tuple(mapped.values())
-        )
+        frame = _coerce(frame, path, "fill in or drop the rows without user or item", texts=tuple(mapped.values()))
     time_col = columns.get("timestamp", "timestamp")
     if time_col in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[time_col]):
-        frame = frame.assign(
-            **{time_col: frame[time_col].to_numpy().astype("datetime64[s]").astype(np.int64)}
-        )
+        frame = frame.assign(**{time_col: frame[time_col].to_numpy().astype("datetime64[s]").astype(np.int64)})
     interactions = Interactions.from_frame(frame, columns=columns, items=items, name=name)
     interactions.meta.update(_meta(path))
     return interactions
@@ -788,9 +762,7 @@ DATASETS: dict[str, DatasetSpec] = {
         partial(read_amazon, "beauty"),
         ("Beauty.txt",),
         (
-            _github(
-                *ICLREC, "data/Beauty.txt", "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8"
-            ),
+            _github(*ICLREC, "data/Beauty.txt", "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8"),
             _github(
                 *S3REC,
                 "data/Beauty_item2attributes.json",
@@ -855,9 +827,7 @@ DATASETS: dict[str, DatasetSpec] = {
         read_yelp,
         ("Yelp.txt",),
         (
-            _github(
-                *ICLREC, "data/Yelp.txt", "724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed"
-            ),
+            _github(*ICLREC, "data/Yelp.txt", "724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed"),
             _github(
                 *S3REC,
                 "data/Yelp_item2attributes.json",
@@ -895,8 +865,7 @@ DATASETS: dict[str, DatasetSpec] = {
         read_xmrec,
         (f"*{XMREC_SUFFIX}",),
         tuple(
-            _github(*FOREC, f"DATA/proc_data/{market}{XMREC_SUFFIX}", digest)
-            for market, digest in XMREC_SHA256.items()
+            _github(*FOREC, f"DATA/proc_data/{market}{XMREC_SUFFIX}", digest) for market, digest in XMREC_SHA256.items()
         ),
         "XMarket (Bonab et al., Cross-Market Product Recommendation, CIKM 2021; https://xmrec.github.io/); "
         "no licence file, cite the paper.",

@@ -21,9 +21,7 @@ class ItemVocab:
         ids = [x.item() if isinstance(x, np.generic) else x for x in raw_ids]
         bad = {type(x).__name__ for x in ids} - {"int", "str"}
         if bad:
-            raise DataError(
-                f"Raw item IDs must be int or str, got {sorted(bad)}; cast the item column first."
-            )
+            raise DataError(f"Raw item IDs must be int or str, got {sorted(bad)}; cast the item column first.")
         if len(set(ids)) != len(ids):
             raise DataError("ItemVocab got duplicate raw IDs; build it from unique IDs.")
         self._ids: list = ids
@@ -93,9 +91,7 @@ class ItemVocab:
         for i in indices:
             i = int(i)
             if not 1 <= i <= len(self._ids):
-                raise UnknownItemError(
-                    f"Index {i} is padding or outside the vocabulary (1..{len(self._ids)})."
-                )
+                raise UnknownItemError(f"Index {i} is padding or outside the vocabulary (1..{len(self._ids)}).")
             out.append(self._ids[i - 1])
         return out
 

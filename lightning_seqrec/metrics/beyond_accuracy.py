@@ -24,9 +24,7 @@ class ExposureMetric(Metric):
     def __init__(self, k: int, num_items: int, **kwargs: Any):
         super().__init__(**kwargs)
         if k < 1 or num_items < 1:
-            raise ValueError(
-                f"{type(self).__name__} needs k >= 1 and num_items >= 1, got {k} and {num_items}."
-            )
+            raise ValueError(f"{type(self).__name__} needs k >= 1 and num_items >= 1, got {k} and {num_items}.")
         self.k = k
         self.num_items = num_items
         self.add_state("counts", torch.zeros(num_items + 1, dtype=torch.long), dist_reduce_fx="sum")
@@ -35,9 +33,7 @@ class ExposureMetric(Metric):
     def update(self, topk_items: Tensor) -> None:
         """Add `topk_items [B, K]` (columns in rank order, 0 = no recommendation); only the first k count."""
         if topk_items.dim() != 2 or topk_items.dtype.is_floating_point or topk_items.dtype == torch.bool:
-            raise ValueError(
-                f"topk_items must be a 2-D integer tensor [B, K], got {tuple(topk_items.shape)}."
-            )
+            raise ValueError(f"topk_items must be a 2-D integer tensor [B, K], got {tuple(topk_items.shape)}.")
         if ((topk_items < 0) | (topk_items > self.num_items)).any():
             raise ValueError(f"topk_items must hold item indices in 0..{self.num_items} (0 = none).")
         self.counts += torch.bincount(topk_items[:, : self.k].flatten().long(), minlength=self.num_items + 1)
@@ -81,9 +77,7 @@ def popularity_buckets(item_counts: Tensor, head: float = 0.2, tail: float = 0.5
     first floor(head * N) are head, the last floor(tail * N) are tail, the rest mid.
     """
     if item_counts.dim() != 1 or item_counts.numel() < 2:
-        raise ValueError(
-            f"item_counts must be a 1-D tensor [N+1] (index 0 = padding), got {tuple(item_counts.shape)}."
-        )
+        raise ValueError(f"item_counts must be a 1-D tensor [N+1] (index 0 = padding), got {tuple(item_counts.shape)}.")
     if not (0.0 <= head and 0.0 <= tail and head + tail <= 1.0):
         raise ValueError(f"head and tail must be fractions with head + tail <= 1, got {head} and {tail}.")
     if (item_counts[1:] < 0).any():
@@ -114,9 +108,7 @@ class PopularityHitRate(Metric):
         if k < 1:
             raise ValueError(f"PopularityHitRate needs a cutoff k >= 1, got {k}.")
         self.k = k
-        self.register_buffer(
-            "buckets", popularity_buckets(item_counts.detach().cpu(), head, tail), persistent=False
-        )
+        self.register_buffer("buckets", popularity_buckets(item_counts.detach().cpu(), head, tail), persistent=False)
         self.add_state("hits", torch.zeros(len(BUCKETS), dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("users", torch.zeros(len(BUCKETS), dtype=torch.long), dist_reduce_fx="sum")
 

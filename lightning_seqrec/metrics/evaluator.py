@@ -22,17 +22,11 @@ class RankingEvaluator(nn.Module):
         if not ks or min(ks) < 1:
             raise ValueError(f"ks must be a non-empty sequence of cutoffs >= 1, got {ks}.")
         if item_counts is not None and item_counts.shape != (num_items + 1,):
-            raise ValueError(
-                f"item_counts must have shape ({num_items + 1},) = [N+1], got {tuple(item_counts.shape)}."
-            )
+            raise ValueError(f"item_counts must have shape ({num_items + 1},) = [N+1], got {tuple(item_counts.shape)}.")
         self.num_items = num_items
         self.ks = tuple(sorted(set(ks)))
         self.rank_metrics = nn.ModuleDict(
-            {
-                f"{name}@{k}": cls(k)
-                for k in self.ks
-                for name, cls in (("hr", HitRate), ("ndcg", NDCG), ("mrr", MRR))
-            }
+            {f"{name}@{k}": cls(k) for k in self.ks for name, cls in (("hr", HitRate), ("ndcg", NDCG), ("mrr", MRR))}
         )
         self.exposure_metrics = nn.ModuleDict(
             {
@@ -49,9 +43,7 @@ class RankingEvaluator(nn.Module):
     def update(self, scores: Tensor, target: Tensor) -> None:
         """Add a batch: `scores [B, N+1]` with masked entries already -inf, `target [B]` in 1..N."""
         if scores.dim() != 2 or scores.shape[1] != self.num_items + 1:
-            raise ValueError(
-                f"scores must be [B, {self.num_items + 1}] (N + 1 columns), got {tuple(scores.shape)}."
-            )
+            raise ValueError(f"scores must be [B, {self.num_items + 1}] (N + 1 columns), got {tuple(scores.shape)}.")
         ranks = target_ranks(scores, target)
         top_scores, top_index = scores[:, 1:].topk(min(self.ks[-1], self.num_items), dim=1)
         topk_items = torch.where(top_scores == float("-inf"), 0, top_index + 1)

@@ -68,7 +68,10 @@ class SeqRecModule(L.LightningModule):
         self.item_titles: dict = {}
         self.data_config: dict | None = None  # the data config this module was trained on (set by the CLI)
         self.evaluators = nn.ModuleDict(
-            {"val": RankingEvaluator(num_items, self.eval_ks), "test": RankingEvaluator(num_items, self.eval_ks)}
+            {
+                "val": RankingEvaluator(num_items, self.eval_ks),
+                "test": RankingEvaluator(num_items, self.eval_ks),
+            }
         )
 
     # ----------------------------------------------------------------- forward and scoring
@@ -97,8 +100,12 @@ class SeqRecModule(L.LightningModule):
     # ----------------------------------------------------------------- lightning hooks
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is None:
-            return
+        if datamodule is not None:
+            self.attach_data(datamodule)
+
+    def attach_data(self, datamodule) -> None:
+        """Take the vocabulary, titles and popularity statistics of the data this module trains or evaluates
+        on (Lightning calls it in `setup`); refuses data whose catalog differs from the model's."""
         if datamodule.num_items != self.num_items:
             raise ConfigError(
                 f"The model was built for {self.num_items} items but the data has {datamodule.num_items}; "

@@ -49,7 +49,11 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
 
 
 def chunked_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, chunk_size: int = 1024, smoothing: float = 0.0
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    chunk_size: int = 1024,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Mean softmax cross-entropy of logits `hidden [M, d] @ weight [C, d].T` against `target [M]` (0..C-1);
     equal to `F.cross_entropy(hidden @ weight.T, target, label_smoothing=smoothing)`."""

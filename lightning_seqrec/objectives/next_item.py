@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from lightning_seqrec.errors import ConfigError
-from lightning_seqrec.objectives.chunked_ce import chunked_cross_entropy
 from lightning_seqrec.objectives.base import Objective, next_item_positions
+from lightning_seqrec.objectives.chunked_ce import chunked_cross_entropy
 
 
 class FullCrossEntropy(Objective):

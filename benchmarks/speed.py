@@ -1,0 +1,121 @@
+"""Speed and memory on this machine: SASRec training / full-ranking evaluation throughput on Beauty, and
+peak memory of preparing Beauty and ML-1M (each in a fresh process so peaks do not mix).
+
+    python benchmarks/speed.py [--steps 100] [--eval-users 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import torch
+from _common import peak_rss_mb, use_shared_data, write_json
+
+from lightning_seqrec import SASRec
+from lightning_seqrec.data import AmazonBeauty
+
+
+def prepare_peak(dataset: str) -> dict:
+    """Read + filter + split + tensorise one dataset in a child process; its peak RSS and wall time."""
+    code = (
+        "import time, resource, sys; sys.path.insert(0, 'benchmarks');"
+        "from lightning_seqrec.data import SeqRecDataModule;"
+        "import_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024;"
+        f"t = time.perf_counter(); dm = SeqRecDataModule({dataset!r}, max_len=200 if {dataset!r} == 'ml-1m' else 50);"
+        "dm.setup(); t = time.perf_counter() - t;"
+        "print(t, import_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(dm.interactions))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    seconds, import_mb, peak_mb, rows = float(out[0]), float(out[1]), float(out[2]), int(out[3])
+    return {
+        "dataset": dataset,
+        "interactions": rows,
+        "prepare_seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak_mb, 1),
+        "peak_rss_above_imports_mb": round(peak_mb - import_mb, 1),
+    }
+
+
+def train_throughput(dm, module, steps: int) -> dict:
+    """Target positions per second over `steps` optimiser steps, after 5 warm-up steps."""
+    from lightning_seqrec.modules.seqrec import trim_padding
+
+    optimizer = module.configure_optimizers()
+    module.train()
+    loader = iter(dm.train_dataloader())
+    positions, elapsed = 0, 0.0
+    for step in range(steps + 5):
+        batch = trim_padding(next(loader))
+        start = time.perf_counter()
+        outputs = module(batch)
+        loss = sum(o.weight * o(outputs, batch, module) for o in module.objectives.values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= 5:
+            elapsed += time.perf_counter() - start
+            positions += int((batch["target_seq"] > 0).sum())
+    return {"steps": steps, "target_positions": positions, "positions_per_second": round(positions / elapsed)}
+
+
+@torch.no_grad()
+def eval_throughput(dm, module, max_users: int) -> dict:
+    """Users per second for full ranking (score all items, mask seen, rank, top-K, all metrics)."""
+    module.eval()
+    evaluator = module.evaluators["test"]
+    evaluator.reset()
+    users, start = 0, time.perf_counter()
+    for batch in dm.test_dataloader():
+        evaluator.update(module.score(batch), batch["target"])
+        users += len(batch["target"])
+        if users >= max_users:
+            break
+    elapsed = time.perf_counter() - start
+    return {"users": users, "users_per_second": round(users / elapsed), "catalog": dm.num_items}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--eval-users", type=int, default=22363)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    use_shared_data()
+    torch.manual_seed(0)
+    dm = AmazonBeauty(max_len=50, batch_size=args.batch_size, eval_batch_size=512)
+    dm.setup()
+    module = SASRec(dm.num_items, embedding_dim=64, num_blocks=2, num_heads=2, dropout=0.5)
+    module.attach_data(dm)
+    train = train_throughput(dm, module, args.steps)
+    evaluation = eval_throughput(dm, module, args.eval_users)
+    prep = [prepare_peak(name) for name in ("beauty", "ml-1m")]
+    print(
+        f"SASRec on Beauty (64 dims, 2 blocks, max_len 50, batch {args.batch_size}, full CE), "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(f"  training:   {train['positions_per_second']:>8} target positions / s ({train['steps']} steps)")
+    print(f"  evaluation: {evaluation['users_per_second']:>8} users / s (full ranking over {dm.num_items} items)")
+    for row in prep:
+        print(
+            f"  prepare {row['dataset']:<7} {row['interactions']:>9} interactions: {row['prepare_seconds']:>6.2f} s, "
+            f"peak RSS {row['peak_rss_mb']:.0f} MB ({row['peak_rss_above_imports_mb']:.0f} MB above imports)"
+        )
+    path = write_json(
+        "speed",
+        {
+            "command": " ".join(sys.argv),
+            "args": vars(args),
+            "train": train,
+            "eval": evaluation,
+            "prepare": prep,
+            "benchmark_peak_rss_mb": round(peak_rss_mb()),
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
