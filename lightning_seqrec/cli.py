@@ -39,9 +39,15 @@ def _build_data(cfg: DictConfig):
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
-    print(f"\n{title}")
-    for name in sorted(metrics):
-        print(f"  {name:<22} {float(metrics[name]):.4f}")
+    """Metrics named like `test/ndcg@10` as a table: one row per metric, one column per cut-off."""
+    table: dict[str, dict[int, float]] = {}
+    for key, value in metrics.items():
+        name, _, k = key.split("/")[-1].partition("@")
+        table.setdefault(name, {})[int(k)] = float(value)
+    ks = sorted({k for row in table.values() for k in row})
+    print(f"\n{title}\n  {'':<10}" + "".join(f"{'@' + str(k):>9}" for k in ks))
+    for name, row in table.items():
+        print(f"  {name:<10}" + "".join(f"{row[k]:>9.4f}" if k in row else f"{'':>9}" for k in ks))
 
 
 def _print_recommendations(module, history: list, k: int, header: str) -> None:

@@ -33,16 +33,26 @@ def chain_log(num_users: int = 61, num_items: int = 30, seed: int = 0) -> pd.Dat
     return pd.DataFrame(rows, columns=["user", "item", "ts"])
 
 
-@pytest.fixture
-def chain_interactions() -> Interactions:
-    return Interactions.from_frame(chain_log(), columns={"user_id": "user", "item_id": "item", "timestamp": "ts"})
+def chain_interactions_of(**kwargs) -> Interactions:
+    columns = {"user_id": "user", "item_id": "item", "timestamp": "ts"}
+    return Interactions.from_frame(chain_log(**kwargs), columns=columns)
 
 
-@pytest.fixture
-def chain_datamodule(chain_interactions) -> SeqRecDataModule:
-    dm = SeqRecDataModule(chain_interactions, max_len=8, batch_size=16, eval_batch_size=7)
+def make_chain_datamodule() -> SeqRecDataModule:
+    """61 users (an odd count, so uneven DDP shards), 30 items, max_len 8, eval batches of 7."""
+    dm = SeqRecDataModule(chain_interactions_of(), max_len=8, batch_size=16, eval_batch_size=7)
     dm.setup()
     return dm
+
+
+@pytest.fixture
+def chain_interactions() -> Interactions:
+    return chain_interactions_of()
+
+
+@pytest.fixture
+def chain_datamodule() -> SeqRecDataModule:
+    return make_chain_datamodule()
 
 
 def tiny_sasrec(dm: SeqRecDataModule, **kwargs) -> SASRec:

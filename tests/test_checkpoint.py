@@ -7,7 +7,7 @@ import pickle
 import lightning as L
 import pytest
 import torch
-from conftest import tiny_sasrec
+from conftest import make_chain_datamodule, tiny_sasrec
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_seqrec import load_checkpoint
@@ -30,13 +30,7 @@ def fit(dm, tmp_path, max_epochs, ckpt_path=None, module=None):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from conftest import chain_log
-
-    from lightning_seqrec import Interactions, SeqRecDataModule
-
-    data = Interactions.from_frame(chain_log(), columns={"user_id": "user", "item_id": "item", "timestamp": "ts"})
-    dm = SeqRecDataModule(data, max_len=8, batch_size=16, eval_batch_size=7)
-    dm.setup()
+    dm = make_chain_datamodule()
     tmp = tmp_path_factory.mktemp("ckpt")
     module, _ = fit(dm, tmp, max_epochs=2)
     return module, dm, tmp / "last.ckpt"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_sasrec
+from conftest import make_chain_datamodule, tiny_sasrec
 
 from lightning_seqrec import GRU4Rec, SeqRecModule
 from lightning_seqrec.backbones import create_backbone
@@ -133,13 +133,7 @@ def test_module_rejects_bad_objectives_and_mismatched_data(chain_datamodule):
 @pytest.fixture(scope="module")
 def trained(request):
     """A SASRec trained on the learnable chain log (next item = current + 1)."""
-    from conftest import chain_log
-
-    from lightning_seqrec import Interactions, SeqRecDataModule
-
-    data = Interactions.from_frame(chain_log(), columns={"user_id": "user", "item_id": "item", "timestamp": "ts"})
-    dm = SeqRecDataModule(data, max_len=8, batch_size=16, eval_batch_size=7)
-    dm.setup()
+    dm = make_chain_datamodule()
     L.seed_everything(0)
     module = tiny_sasrec(dm)
     trainer = quiet_trainer(max_epochs=12)

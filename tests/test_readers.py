@@ -6,7 +6,6 @@ import dataclasses
 import gzip
 import hashlib
 import json
-import os
 import time
 import zipfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import require_shared
 from pandas.testing import assert_frame_equal
 
 from lightning_seqrec.data import readers
@@ -36,14 +36,7 @@ from lightning_seqrec.data.readers import (
 )
 from lightning_seqrec.errors import DataError
 
-SHARED = Path(os.environ.get("SEQREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def shared(folder: str) -> Path:
-    path = SHARED / folder
-    if not path.is_dir():
-        pytest.skip(f"shared dataset folder {path} is missing (set SEQREC_DATA_DIR to a folder holding {folder}/)")
-    return path
+shared = require_shared
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
