@@ -19,7 +19,7 @@ def seqrec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """`seqrec train` on a user's own CSV through data=table, two epochs."""
+    """`seqrec train` on a user's own CSV through data=table, two epochs, logged to W&B offline."""
     tmp = tmp_path_factory.mktemp("cli")
     chain_log().to_csv(tmp / "events.csv", index=False)
     result = seqrec(
@@ -34,6 +34,7 @@ def trained_run(tmp_path_factory):
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",
         "show_user=u3",
+        "logger=wandb",
         f"hydra.run.dir={tmp / 'run'}",
         cwd=tmp,
     )
@@ -47,6 +48,8 @@ def test_train_prints_metrics_and_recommendations(trained_run):
     assert {"hr", "ndcg", "mrr", "coverage", "gini", "hr_head"} <= rows
     assert "top-10 for user u3:" in result.stdout
     assert (tmp / "run" / "checkpoints" / "last.ckpt").is_file()
+    offline_runs = list((tmp / "run" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and any(offline_runs[0].glob("*.wandb"))
 
 
 def test_eval_reproduces_the_test_metrics(trained_run):
