@@ -186,3 +186,13 @@ def test_length_bucket_sampler_is_a_seeded_permutation_of_similar_lengths():
     assert list(sampler) != order
     spread = [int(lengths[order[i : i + 32]].max() - lengths[order[i : i + 32]].min()) for i in range(0, 992, 32)]
     assert np.mean(spread) < 10  # random batches of 32 from 1..49 would span ~45
+
+
+def test_fingerprint_identifies_the_prepared_data(chain_interactions):
+    first, second = SeqRecDataModule(chain_interactions), SeqRecDataModule(chain_interactions)
+    first.setup()
+    second.setup()
+    assert first.fingerprint() == second.fingerprint() and len(first.fingerprint()) == 64
+    other = SeqRecDataModule(chain_interactions, split="user_holdout")
+    other.setup()
+    assert other.fingerprint() != first.fingerprint()

@@ -163,10 +163,6 @@ class SeqRecDataModule(L.LightningDataModule):
         start, end = self.sequences.indptr[row], self.sequences.indptr[row + 1]
         return self.vocab.decode(self.sequences.items[start:end])
 
-    def pad(self, histories: list[np.ndarray]) -> torch.Tensor:
-        """Left-pad index histories to `max_len` exactly as the evaluation sets are padded."""
-        return pad_histories(histories, self.max_len)
-
     def _require_setup(self) -> None:
         if self.split is None:
             raise RuntimeError("Call datamodule.setup() first (trainer.fit does it for you).")
