@@ -76,7 +76,7 @@ class SeqRecModule(L.LightningModule):
 
     # ----------------------------------------------------------------- forward and scoring
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Backbone outputs for a batch whose all-padding leading columns have been trimmed."""
+        """Backbone hidden states `[B, L, d]` and the real-item mask `[B, L]` of a batch."""
         item_seq = batch["item_seq"]
         mask = item_seq > 0
         hidden = self.backbone(self.item_embedding(item_seq), mask, batch)
