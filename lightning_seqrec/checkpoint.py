@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from lightning_seqrec.errors import CheckpointError, SeqRecError
+from lightning_seqrec.errors import CheckpointError, ConfigError
 
-_NOT_WEIGHTS = ("objectives.", "evaluators.")
+NOT_WEIGHTS = ("objectives.", "evaluators.")
+"""State-dict prefixes that are not needed to score: objective parameters and metric state."""
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -36,28 +37,41 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def scoring_weights(state_dict: dict) -> dict:
+    """The part of a state dict that scores: everything but objective parameters and metric state."""
+    return {k: v for k, v in state_dict.items() if not k.startswith(NOT_WEIGHTS)}
+
+
+def build_module(architecture: dict, weights: dict, source: str | Path, **extra):
+    """`SeqRecModule(**architecture)` with `weights` loaded strictly; every failure names `source`."""
+    from lightning_seqrec.modules import SeqRecModule
+
+    try:
+        module = SeqRecModule(**architecture, **extra)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err} Install the package that provides it, or fix the file.") from err
+    except TypeError as err:
+        raise CheckpointError(f"{source} describes an architecture this version cannot build: {err}") from err
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        detail = str(err).rstrip(".")
+        raise CheckpointError(
+            f"{source}: weights do not match its architecture: {detail}. The files come from different models."
+        ) from err
+    return module
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
     """Rebuild the module a checkpoint was trained as and load its weights and vocabulary.
 
     Objective parameters (e.g. projection heads of auxiliary losses) are not needed to score and are skipped;
     every other weight must match the architecture exactly.
     """
-    from lightning_seqrec.modules import SeqRecModule
-
     ckpt = read_checkpoint(path)
     architecture = ckpt["seqrec"].get("architecture")
     if not isinstance(architecture, dict):
         raise CheckpointError(f"{path} has no architecture record; it was not written by lightning-seqrec.")
-    try:
-        module = SeqRecModule(**architecture)
-    except SeqRecError:
-        raise
-    except TypeError as err:
-        raise CheckpointError(f"{path} describes an architecture this version cannot build: {err}") from err
-    weights = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(_NOT_WEIGHTS)}
-    try:
-        module.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not match its architecture: {err}") from err
+    module = build_module(architecture, scoring_weights(ckpt["state_dict"]), path)
     module.on_load_checkpoint(ckpt)
     return module.to(map_location).eval()
