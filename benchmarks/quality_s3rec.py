@@ -108,20 +108,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     use_shared_data()
-    rows = [run(name, args) for name in args.models]
+    rows = []
+    for name in args.models:  # results are written after each model, so an interrupted run keeps what it has
+        rows.append(run(name, args))
+        payload = {"args": vars(args), "command": " ".join(sys.argv), "results": rows}
+        path = write_json(f"quality_{args.dataset}", payload)
     print(f"\n{args.dataset}: leave-one-out, full ranking, seen items masked, max_len {args.max_len}, 64 dims")
-    print(
-        f"{'model':<9} {'HR@5':>7} {'HR@10':>7} {'NDCG@5':>7} {'NDCG@10':>8} {'MRR@10':>7} {'cov@10':>7} "
-        f"{'gini@10':>8} {'epochs':>6} {'s/epoch':>8}"
-    )
+    header = ("model", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR@10", "cov@10", "gini@10", "epochs", "s/epoch")
+    print("".join(f"{h:>9}" for h in header))
     for r in rows:
         t = r["test"]
+        values = [t["hr@5"], t["hr@10"], t["ndcg@5"], t["ndcg@10"], t["mrr@10"], t["coverage@10"], t["gini@10"]]
         print(
-            f"{r['model']:<9} {t['hr@5']:>7.4f} {t['hr@10']:>7.4f} {t['ndcg@5']:>7.4f} {t['ndcg@10']:>8.4f} "
-            f"{t['mrr@10']:>7.4f} {t['coverage@10']:>7.4f} {t['gini@10']:>8.4f} {r['epochs']:>6} "
-            f"{r['seconds_per_epoch']:>8.1f}"
+            f"{r['model']:>9}"
+            + "".join(f"{v:>9.4f}" for v in values)
+            + f"{r['epochs']:>9}{r['seconds_per_epoch']:>9.1f}"
         )
-    path = write_json(f"quality_{args.dataset}", {"args": vars(args), "command": " ".join(sys.argv), "results": rows})
     print(f"wrote {path}")
 
 
