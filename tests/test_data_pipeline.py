@@ -154,7 +154,7 @@ def test_datamodule_end_to_end(chain_datamodule):
     dm = chain_datamodule
     assert dm.num_items == 30
     batch = next(iter(dm.train_dataloader()))
-    assert set(batch) >= {"item_seq", "target_seq", "user", "time_seq"} and batch["item_seq"].shape[1] == 8
+    assert set(batch) >= {"item_seq", "target_seq", "user", "index", "time_seq"} and batch["item_seq"].shape[1] == 8
     test_batches = list(dm.test_dataloader())
     assert sum(len(b["target"]) for b in test_batches) == len(dm.split.test) == 61
     assert dm.item_counts()[0] == 0 and dm.item_counts().sum() == len(dm.split.train.items)

@@ -83,6 +83,7 @@ def train_windows(train: Sequences, max_len: int) -> dict[str, torch.Tensor]:
         "item_seq": torch.from_numpy(gather_left_padded(train.items, starts, ends - 1, max_len)),
         "target_seq": torch.from_numpy(gather_left_padded(train.items, starts + 1, ends, max_len)),
         "user": torch.from_numpy(owner),
+        "index": torch.arange(len(owner)),  # window id: lets transforms look up positives of this sequence
     }
     if train.times is not None:
         tensors["time_seq"] = torch.from_numpy(gather_left_padded(train.times, starts, ends - 1, max_len))
