@@ -3,3 +3,7 @@
 Callbacks are the extension surface: a user's own callback plugs in through `callbacks=` in the config
 exactly like these.
 """
+
+from lightning_seqrec.callbacks.weak_positive_miner import WeakPositiveMiner
+
+__all__ = ["WeakPositiveMiner"]

@@ -1,6 +1,13 @@
 """Loss objects mixed into any backbone's module with a weight: `L = sum_i weight_i * L_i`."""
 
 from lightning_seqrec.objectives.base import Objective
+from lightning_seqrec.objectives.contrastive import (
+    CL4SRec,
+    InBatchInfoNCE,
+    RelativeContrastive,
+    SupervisedContrastive,
+)
 from lightning_seqrec.objectives.next_item import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
 
 __all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "Objective", "SampledSoftmax"]
+__all__ += ["CL4SRec", "InBatchInfoNCE", "RelativeContrastive", "SupervisedContrastive"]
