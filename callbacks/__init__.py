@@ -4,6 +4,7 @@ Callbacks are the extension surface: a user's own callback plugs in through `cal
 exactly like these.
 """
 
+from lightning_seqrec.callbacks.diversity_metrics import DiversityMetrics
 from lightning_seqrec.callbacks.weak_positive_miner import WeakPositiveMiner
 
-__all__ = ["WeakPositiveMiner"]
+__all__ = ["DiversityMetrics", "WeakPositiveMiner"]

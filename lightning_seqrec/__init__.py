@@ -2,7 +2,7 @@
 
 from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.data import Interactions, ItemVocab, SeqRecDataModule
-from lightning_seqrec.modules import GRU4Rec, SASRec, SeqRecModule
+from lightning_seqrec.modules import GRU4Rec, LSTMRec, SASRec, SeqRecModule
 
 __version__ = "0.1.0"
 
@@ -10,6 +10,7 @@ __all__ = [
     "GRU4Rec",
     "Interactions",
     "ItemVocab",
+    "LSTMRec",
     "SASRec",
     "SeqRecDataModule",
     "SeqRecModule",

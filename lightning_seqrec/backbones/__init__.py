@@ -1,6 +1,7 @@
 """Sequence encoders: plain nn.Modules mapping embedded item sequences to hidden states."""
 
 from lightning_seqrec.backbones.gru4rec import GRU4RecBackbone
+from lightning_seqrec.backbones.lstm import LSTMBackbone
 from lightning_seqrec.backbones.registry import (
     create_backbone,
     get_backbone,
@@ -11,6 +12,7 @@ from lightning_seqrec.backbones.sasrec import SASRecBackbone
 
 __all__ = [
     "GRU4RecBackbone",
+    "LSTMBackbone",
     "SASRecBackbone",
     "create_backbone",
     "get_backbone",

@@ -68,3 +68,38 @@ class GRU4Rec(SeqRecModule):
             objectives=objectives,
             **module_kwargs,
         )
+
+
+class LSTMRec(SeqRecModule):
+    """LSTM predicting the next item's embedding, matched to items by cosine (Karlis et al., IKEA Retail).
+
+    Pass Word2Vec vectors (`lightning_seqrec.embeddings.word2vec_embeddings`) as `pretrained_embeddings`
+    with `freeze_embeddings=True` for the paper's frozen input layer, and train with the embedding losses of
+    `lightning_seqrec.objectives.embedding_losses`.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        embedding_dim: int = 64,
+        max_len: int = 100,
+        hidden_dim: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        objectives: Mapping[str, Objective] | None = None,
+        scoring: str = "cosine",
+        **module_kwargs,
+    ):
+        backbone_kwargs = dict(
+            embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout
+        )
+        super().__init__(
+            num_items,
+            backbone="lstm",
+            backbone_kwargs=backbone_kwargs,
+            embedding_dim=embedding_dim,
+            max_len=max_len,
+            objectives=objectives,
+            scoring=scoring,
+            **module_kwargs,
+        )

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lightning_seqrec.backbones import create_backbone
@@ -20,7 +21,8 @@ from lightning_seqrec.objectives import FullCrossEntropy, Objective
 class SeqRecModule(L.LightningModule):
     """The one LightningModule: any backbone, any mix of objectives, evaluation by full ranking.
 
-    Scores are dot products of the backbone's last hidden state with the (tied) item embeddings. The
+    Scores are dot products (or cosines, `scoring="cosine"`) of the backbone's last hidden state with the (tied)
+    item embeddings, which may start from `pretrained_embeddings` and stay frozen (`freeze_embeddings`). The
     padding item is never ranked; items the user has already seen are masked with -inf when `mask_seen`
     (the S3-Rec protocol; RecBole's protocol does not mask). `recommend()` speaks raw item IDs and goes
     through exactly the same scoring path as evaluation.
@@ -39,9 +41,15 @@ class SeqRecModule(L.LightningModule):
         mask_seen: bool = True,
         eval_ks: Sequence[int] = (5, 10, 20),
         seed: int = 0,
+        scoring: str = "dot",
+        pretrained_embeddings: torch.Tensor | None = None,
+        freeze_embeddings: bool = False,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["objectives"])
+        self.save_hyperparameters(ignore=["objectives", "pretrained_embeddings"])
+        if scoring not in ("dot", "cosine"):
+            raise ConfigError(f"scoring={scoring!r} is not valid; use 'dot' or 'cosine'.")
+        self.scoring = scoring
         self.num_items, self.max_len, self.mask_seen = num_items, max_len, mask_seen
         self.lr, self.weight_decay, self.eval_ks, self.seed = lr, weight_decay, tuple(eval_ks), seed
         self.architecture = {
@@ -51,11 +59,21 @@ class SeqRecModule(L.LightningModule):
             "embedding_dim": embedding_dim,
             "max_len": max_len,
             "mask_seen": mask_seen,
+            "scoring": scoring,
+            "freeze_embeddings": freeze_embeddings,
         }
         self.item_embedding = nn.Embedding(num_items + 1, embedding_dim, padding_idx=0)
         nn.init.normal_(self.item_embedding.weight, std=0.02)  # small scale: N(0,1) makes CE crawl
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
+            if pretrained_embeddings is not None:
+                if tuple(pretrained_embeddings.shape) != (num_items + 1, embedding_dim):
+                    raise ConfigError(
+                        f"pretrained_embeddings must be [num_items + 1, embedding_dim] = "
+                        f"[{num_items + 1}, {embedding_dim}], got {list(pretrained_embeddings.shape)}."
+                    )
+                self.item_embedding.weight.copy_(pretrained_embeddings)
+        self.item_embedding.weight.requires_grad_(not freeze_embeddings)
         self.backbone = create_backbone(backbone, **self.architecture["backbone_kwargs"])
         objectives = dict(objectives) if objectives is not None else {"ce": FullCrossEntropy()}
         if not objectives:
@@ -83,8 +101,12 @@ class SeqRecModule(L.LightningModule):
         return {"hidden": hidden, "mask": mask}
 
     def score_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores of hidden states `[..., d]` against every item `[..., N+1]`; padding gets -inf."""
-        scores = hidden @ self.item_embedding.weight.T
+        """Scores of hidden states `[..., d]` against every item `[..., N+1]` (dot products, or cosines when
+        `scoring="cosine"`); padding gets -inf."""
+        items = self.item_embedding.weight
+        if self.scoring == "cosine":
+            hidden, items = F.normalize(hidden, dim=-1), F.normalize(items, dim=-1)
+        scores = hidden @ items.T
         scores[..., 0] = float("-inf")
         return scores
 

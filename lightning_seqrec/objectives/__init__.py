@@ -7,7 +7,13 @@ from lightning_seqrec.objectives.contrastive import (
     RelativeContrastive,
     SupervisedContrastive,
 )
+from lightning_seqrec.objectives.embedding_losses import (
+    CosineEmbeddingLoss,
+    EmbeddingCrossEntropy,
+    WeightedCosineLoss,
+)
 from lightning_seqrec.objectives.next_item import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
 
 __all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "Objective", "SampledSoftmax"]
 __all__ += ["CL4SRec", "InBatchInfoNCE", "RelativeContrastive", "SupervisedContrastive"]
+__all__ += ["CosineEmbeddingLoss", "EmbeddingCrossEntropy", "WeightedCosineLoss"]

@@ -1,0 +1,63 @@
+"""Negative sampling as batch transforms: each adds `batch["negatives"]` (item indices, 0 = none) for any
+backbone's objectives, either `[B, K]` shared by every position of a row or `[B, L, K]` per position.
+
+False negatives are excluded: a row's negatives never include an item of its own input or target sequence.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def in_batch_negatives(batch: dict, cap: int) -> torch.Tensor:
+    """`[B, min(cap, U)]`: for each row, up to `cap` of the batch's U distinct positives (targets of any row),
+    drawn uniformly without replacement among those absent from the row's own `item_seq` and `target_seq`."""
+    item_seq, target_seq = batch["item_seq"], batch["target_seq"]
+    candidates = torch.unique(target_seq[target_seq > 0])  # sorted
+    rows, size = len(item_seq), min(cap, len(candidates))
+    if size == 0:
+        return item_seq.new_zeros(rows, 0)
+    own = torch.cat([item_seq, target_seq], dim=1)
+    slot = torch.searchsorted(candidates, own).clamp(max=len(candidates) - 1)
+    hit = (candidates[slot] == own) & (own > 0)
+    allowed = torch.ones(rows, len(candidates), dtype=torch.bool, device=own.device)
+    allowed[torch.arange(rows, device=own.device)[:, None].expand_as(own)[hit], slot[hit]] = False
+    keys = torch.rand(allowed.shape, device=own.device).masked_fill(~allowed, -1.0)
+    keys, index = keys.topk(size, dim=1)
+    return torch.where(keys >= 0, candidates[index], 0)
+
+
+class InBatchNegatives:
+    """In-batch negatives with a sampling cap (Prakash et al.; Karlis et al.): the other positives of the
+    batch, minus the row's own items, at most `cap` per row, shared by all positions of the row."""
+
+    def __init__(self, cap: int = 100):
+        if cap < 1:
+            raise ValueError(f"cap must be >= 1, got {cap}.")
+        self.cap = cap
+
+    def __call__(self, batch: dict, hidden: torch.Tensor | None = None, items: torch.Tensor | None = None) -> dict:
+        return {**batch, "negatives": in_batch_negatives(batch, self.cap)}
+
+
+class TopKNegatives:
+    """Adaptive top-k hard negatives: from a pool of in-batch negatives per row (sampling cap `cap`), keep for
+    each position the `k` whose item vectors are most cosine-similar to that position's prediction `hidden`."""
+
+    def __init__(self, k: int = 5, cap: int = 100):
+        if not 1 <= k <= cap:
+            raise ValueError(f"Need 1 <= k <= cap, got k={k}, cap={cap}.")
+        self.k, self.cap = k, cap
+
+    @torch.no_grad()
+    def __call__(self, batch: dict, hidden: torch.Tensor | None = None, items: torch.Tensor | None = None) -> dict:
+        """`hidden [B, L, d]` are the predictions and `items [N+1, d]` the item vectors they are compared to."""
+        if hidden is None or items is None:
+            raise ValueError("TopKNegatives needs the predictions `hidden` and the item vectors `items`.")
+        pool = in_batch_negatives(batch, self.cap)  # [B, P]
+        sims = torch.einsum("bld,bpd->blp", F.normalize(hidden, dim=-1), F.normalize(items[pool], dim=-1))
+        sims = sims.masked_fill(pool[:, None, :] == 0, float("-inf"))
+        top, index = sims.topk(min(self.k, pool.shape[1]), dim=-1)
+        chosen = pool[:, None, :].expand(*sims.shape).gather(2, index)
+        return {**batch, "negatives": torch.where(top > float("-inf"), chosen, 0)}
