@@ -12,23 +12,23 @@ import sys
 import time
 
 import torch
-from _common import peak_rss_mb, use_shared_data, write_json
+from _common import REPO, peak_rss_mb, use_shared_data, write_json
 
 from lightning_seqrec import SASRec
 from lightning_seqrec.data import AmazonBeauty
 
 
-def prepare_peak(dataset: str) -> dict:
+def prepare_peak(dataset: str, max_len: int) -> dict:
     """Read + filter + split + tensorise one dataset in a child process; its peak RSS and wall time."""
     code = (
-        "import time, resource, sys; sys.path.insert(0, 'benchmarks');"
+        "import sys, time; sys.path.insert(0, 'benchmarks'); from _common import peak_rss_mb;"
         "from lightning_seqrec.data import SeqRecDataModule;"
-        "import_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024;"
-        f"t = time.perf_counter(); dm = SeqRecDataModule({dataset!r}, max_len=200 if {dataset!r} == 'ml-1m' else 50);"
-        "dm.setup(); t = time.perf_counter() - t;"
-        "print(t, import_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(dm.interactions))"
+        "import_mb = peak_rss_mb(); t = time.perf_counter();"
+        f"dm = SeqRecDataModule({dataset!r}, max_len={max_len}); dm.setup(); t = time.perf_counter() - t;"
+        "print(t, import_mb, peak_rss_mb(), len(dm.interactions))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    out = run.stdout.split()
     seconds, import_mb, peak_mb, rows = float(out[0]), float(out[1]), float(out[2]), int(out[3])
     return {
         "dataset": dataset,
@@ -91,7 +91,7 @@ def main() -> None:
     module.attach_data(dm)
     train = train_throughput(dm, module, args.steps)
     evaluation = eval_throughput(dm, module, args.eval_users)
-    prep = [prepare_peak(name) for name in ("beauty", "ml-1m")]
+    prep = [prepare_peak("beauty", 50), prepare_peak("ml-1m", 200)]
     print(
         f"SASRec on Beauty (64 dims, 2 blocks, max_len 50, batch {args.batch_size}, full CE), "
         f"{torch.get_num_threads()} threads"
