@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 from pathlib import Path
 
 import torch
@@ -32,15 +31,20 @@ def machine() -> dict:
     }
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB.
+def status_mb(field: str) -> float:
+    """`VmRSS` (now) or `VmHWM` (peak) of this process in MB, from /proc/self/status (Linux).
 
-    Reads VmHWM, which starts fresh at exec; `ru_maxrss` would include the parent's memory at fork time.
+    VmHWM starts fresh at exec; `ru_maxrss` would include the parent's memory at fork time.
     """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return status_mb("VmHWM")
 
 
 def write_json(name: str, payload: dict) -> Path:

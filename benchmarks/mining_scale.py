@@ -20,18 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import use_shared_data, write_json
+from _common import status_mb, use_shared_data, write_json
 
 SIZES = {"10k": 10_000, "50k": 50_000, "150k": 150_000}
 METHODS = ("ngram", "tfidf", "embedding")
-
-
-def resident_mb(field: str) -> float:
-    """`VmRSS` (now) or `VmHWM` (peak) of this process in MB, from /proc/self/status."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
 
 
 def reset_peak() -> None:
@@ -115,7 +107,7 @@ def child(path: str, method: str, alpha: float, max_neighbours: int, block_size:
 
         module = SASRec(int(item_seq.max()), embedding_dim=64, max_len=item_seq.shape[1], num_blocks=2, num_heads=2)
     reset_peak()
-    base_mb = resident_mb("VmRSS")
+    base_mb = status_mb("VmRSS")
     start = time.perf_counter()
     if method == "ngram":
         similarity = NgramJaccard(item_seq, 2)
@@ -135,8 +127,8 @@ def child(path: str, method: str, alpha: float, max_neighbours: int, block_size:
         "features_or_encode_s": round(prepared - start, 2),
         "top_k_s": round(done - prepared, 2),
         "total_s": round(done - start, 2),
-        "peak_rss_mb": round(resident_mb("VmHWM"), 1),
-        "mining_mb": round(resident_mb("VmHWM") - base_mb, 1),
+        "peak_rss_mb": round(status_mb("VmHWM"), 1),
+        "mining_mb": round(status_mb("VmHWM") - base_mb, 1),
         "coverage": round(float((table.lengths > 0).mean()), 4),
         "mean_neighbours": round(float(table.lengths.mean()), 1),
         "threads": torch.get_num_threads(),
