@@ -95,7 +95,7 @@ class SeqRecDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.split is not None:
             return
-        data = self.filtered(self.read()).sorted()
+        data = self.filtered(self.read())
         self.interactions = data
         self.vocab = ItemVocab.from_ids(data.frame["item_id"])
         self.sequences = Sequences.from_interactions(data, self.vocab)
