@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +54,12 @@ def chain_interactions() -> Interactions:
 @pytest.fixture
 def chain_datamodule() -> SeqRecDataModule:
     return make_chain_datamodule()
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    """A Trainer without logger, checkpoints, progress bar or summary; `kwargs` override any of these."""
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    return L.Trainer(**{**quiet, **kwargs})
 
 
 def tiny_sasrec(dm: SeqRecDataModule, **kwargs) -> SASRec:

@@ -7,7 +7,7 @@ import pickle
 import lightning as L
 import pytest
 import torch
-from conftest import make_chain_datamodule, tiny_sasrec
+from conftest import make_chain_datamodule, quiet_trainer, tiny_sasrec
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_seqrec import load_checkpoint
@@ -17,13 +17,8 @@ from lightning_seqrec.errors import CheckpointError, ConfigError
 def fit(dm, tmp_path, max_epochs, ckpt_path=None, module=None):
     L.seed_everything(0)
     module = module or tiny_sasrec(dm)
-    trainer = L.Trainer(
-        max_epochs=max_epochs,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)],
-    )
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    trainer = quiet_trainer(max_epochs=max_epochs, enable_checkpointing=True, callbacks=[checkpoints])
     trainer.fit(module, dm, ckpt_path=ckpt_path)
     return module, trainer
 

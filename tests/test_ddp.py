@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import make_chain_datamodule, tiny_sasrec
+from conftest import make_chain_datamodule, quiet_trainer, tiny_sasrec
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
@@ -14,10 +14,9 @@ def test_two_process_evaluation_matches_single_process(tmp_path):
     dm = make_chain_datamodule()
     L.seed_everything(0)
     module = tiny_sasrec(dm)
-    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    L.Trainer(max_epochs=2, **quiet).fit(module, dm)
-    single = L.Trainer(**quiet).test(module, dm, verbose=False)[0]
-    ddp = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", **quiet).test(module, dm, verbose=False)[0]
+    quiet_trainer(max_epochs=2).fit(module, dm)
+    single = quiet_trainer().test(module, dm, verbose=False)[0]
+    ddp = quiet_trainer(accelerator="cpu", devices=2, strategy="ddp_spawn").test(module, dm, verbose=False)[0]
     assert single.keys() == ddp.keys()
     assert 0 < single["test/mrr@20"] < 1  # not a trivial value, so a double-counted user would show
     for name, value in single.items():

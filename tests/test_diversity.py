@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
+from conftest import make_chain_datamodule, quiet_trainer, tiny_sasrec
 from lightning_seqrec.callbacks import DiversityMetrics
-
-from tests.conftest import make_chain_datamodule, tiny_sasrec
 
 
 def test_uniform_exposure_has_zero_gini_and_full_coverage():
@@ -37,15 +35,7 @@ def test_ndcg_and_exposure_curve():
 def test_callback_logs_metrics_and_writes_the_png(tmp_path):
     dm = make_chain_datamodule()
     callback = DiversityMetrics(k=10, output_dir=str(tmp_path / "plots"))
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback],
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path)
     model = tiny_sasrec(dm)
     trainer.fit(model, datamodule=dm)
     metrics = trainer.test(model, datamodule=dm, verbose=False)[0]

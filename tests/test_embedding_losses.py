@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_chain_datamodule, quiet_trainer
 
 from lightning_seqrec import load_checkpoint
 from lightning_seqrec.backbones.lstm import LSTMBackbone
@@ -17,7 +17,6 @@ from lightning_seqrec.data.negatives import InBatchNegatives
 from lightning_seqrec.modules.models import LSTMRec
 from lightning_seqrec.modules.seqrec import SeqRecModule
 from lightning_seqrec.objectives import CosineEmbeddingLoss, EmbeddingCrossEntropy, WeightedCosineLoss
-from tests.conftest import make_chain_datamodule
 
 
 class _Items:
@@ -134,14 +133,7 @@ def test_lstm_cosine_weighted_in_batch_trains_and_evaluates(tmp_path):
     model = LSTMRec(
         dm.num_items, embedding_dim=16, hidden_dim=16, max_len=dm.max_len, lr=5e-3, objectives={"weighted": objective}
     )
-    trainer = L.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(max_epochs=2, default_root_dir=tmp_path)
     trainer.fit(model, datamodule=dm)
     assert math.isfinite(float(trainer.callback_metrics["train/loss"]))
     metrics = trainer.test(model, datamodule=dm, verbose=False)[0]

@@ -13,7 +13,7 @@ import lightning as L
 import pytest
 import safetensors
 import torch
-from conftest import make_chain_datamodule, tiny_sasrec
+from conftest import make_chain_datamodule, quiet_trainer, tiny_sasrec
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants
 from huggingface_hub.utils import filter_repo_objects
 
@@ -34,9 +34,7 @@ def trained() -> tuple[SASRec, list[list]]:
     dm = make_chain_datamodule()
     L.seed_everything(0)
     module = tiny_sasrec(dm)
-    trainer = L.Trainer(
-        max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
-    )
+    trainer = quiet_trainer(max_epochs=1)
     trainer.fit(module, dm)
     module.item_titles = {"1": "Item one", "2": "Élément deux"}
     histories = [dm.user_history(u)[:-1] for u in dm.split.test.history.users[:6]]

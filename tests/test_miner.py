@@ -11,15 +11,13 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import chain_log, make_chain_datamodule, tiny_sasrec
+from conftest import chain_log, make_chain_datamodule, quiet_trainer, tiny_sasrec
 from lightning_seqrec.callbacks import WeakPositiveMiner
 
 from lightning_seqrec.data.positives import EmbeddingCosine, mine_weak_positives
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.objectives import FullCrossEntropy, RelativeContrastive
 from lightning_seqrec.objectives.contrastive import input_windows
-
-QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
 
 class TableRecorder(L.Callback):
@@ -37,7 +35,7 @@ def fit_with_miner(miner: WeakPositiveMiner, epochs: int = 2):
     L.seed_everything(0)
     module = tiny_sasrec(dm, objectives={"ce": FullCrossEntropy(), "rcl": RelativeContrastive(weight=0.5, alpha=0.2)})
     recorder = TableRecorder()
-    trainer = L.Trainer(max_epochs=epochs, callbacks=[miner, recorder], **QUIET)
+    trainer = quiet_trainer(max_epochs=epochs, callbacks=[miner, recorder])
     trainer.fit(module, dm)
     return dm, module, trainer, recorder.tables
 
@@ -70,7 +68,7 @@ def miner_epochs(trainer: L.Trainer) -> list[int]:
 
 def test_miner_needs_an_rcl_objective_and_a_valid_method():
     dm = make_chain_datamodule()
-    trainer = L.Trainer(max_epochs=1, callbacks=[WeakPositiveMiner()], **QUIET)
+    trainer = quiet_trainer(max_epochs=1, callbacks=[WeakPositiveMiner()])
     with pytest.raises(ConfigError, match="objective=rcl"):
         trainer.fit(tiny_sasrec(dm), dm)
     with pytest.raises(ConfigError, match="Unknown weak-positive similarity"):
@@ -109,7 +107,6 @@ def test_ddp_ranks_mine_shards_and_hold_the_same_table(tmp_path):
         limit_train_batches=1,
         limit_val_batches=0,
         callbacks=[miner, SaveTable(str(tmp_path))],
-        **QUIET,
     )
     trainer.fit(module, dm)
     ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]

@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_chain_datamodule, tiny_sasrec
+from conftest import make_chain_datamodule, quiet_trainer, tiny_sasrec
 
 from lightning_seqrec import GRU4Rec, SeqRecModule
 from lightning_seqrec.backbones import create_backbone
 from lightning_seqrec.errors import ConfigError, DataError, UnknownItemError
 from lightning_seqrec.objectives import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
 from lightning_seqrec.objectives.chunked_ce import chunked_cross_entropy
-
-
-def quiet_trainer(**kwargs) -> L.Trainer:
-    defaults = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 def test_sasrec_is_finite_on_padded_rows_and_causal():
