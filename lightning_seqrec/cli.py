@@ -63,11 +63,15 @@ def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint, print metrics and one user's top-k."""
     L.seed_everything(cfg.seed, workers=True)
     datamodule = _build_data(cfg.data)
+    pretrained = {}
+    if cfg.get("embeddings"):
+        pretrained["pretrained_embeddings"] = instantiate(cfg.embeddings)(datamodule)
     module = instantiate(
         cfg.model,
         num_items=datamodule.num_items,
         objectives=_instantiate_dict(cfg.objective),
         _convert_="all",
+        **pretrained,
     )
     module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
     trainer = instantiate(

@@ -23,7 +23,7 @@ def early_sequences(sequences: Sequences, cutoff: float = 0.5) -> list[np.ndarra
     if sequences.times is None:
         raise DataError("Chronological Word2Vec data needs timestamps; this log has none.")
     early = sequences.times < _resolve_cutoff(sequences.times, cutoff)
-    return [sequences.items[a:b][early[a:b]] for a, b in zip(sequences.indptr[:-1], sequences.indptr[1:], strict=True)]
+    return [row[keep] for row, keep in zip(sequences.rows(), np.split(early, sequences.indptr[1:-1]), strict=True)]
 
 
 def word2vec_embeddings(
@@ -80,3 +80,14 @@ def word2vec_embeddings(
     table[known] = trained
     table[0] = 0.0
     return torch.from_numpy(table)
+
+
+class Word2VecEmbeddings:
+    """Word2Vec vectors for a datamodule's catalog, trained on its `embedding_corpus()`: the hook that puts
+    pretrained item embeddings into a Hydra run (`embeddings=word2vec`); arguments as `word2vec_embeddings`."""
+
+    def __init__(self, dim: int = 64, window: int = 5, min_count: int = 1, epochs: int = 10, **kwargs):
+        self.kwargs = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs, **kwargs}
+
+    def __call__(self, datamodule) -> torch.Tensor:
+        return word2vec_embeddings(datamodule.embedding_corpus(), datamodule.num_items, **self.kwargs)

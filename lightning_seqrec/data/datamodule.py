@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import lightning as L
 import numpy as np
@@ -17,10 +17,12 @@ from lightning_seqrec.data.datasets import (
     TensorDictDataset,
     UnpaddedDistributedSampler,
     _identity,
+    label_windows,
     train_windows,
 )
 from lightning_seqrec.data.filters import drop_duplicates, k_core
 from lightning_seqrec.data.interactions import Interactions
+from lightning_seqrec.data.label_protocol import LabelSplit, label_split
 from lightning_seqrec.data.readers import load_dataset, read_table
 from lightning_seqrec.data.sequences import Sequences, gather_left_padded
 from lightning_seqrec.data.splits import Split, make_split
@@ -99,10 +101,10 @@ class SeqRecDataModule(L.LightningDataModule):
         self.interactions = data
         self.vocab = ItemVocab.from_ids(data.frame["item_id"])
         self.sequences = Sequences.from_interactions(data, self.vocab)
-        self.split = make_split(self.sequences, self.split_name, **self.split_kwargs)
+        self.split = self.make_split(data)
         if len(self.split.test) == 0:
             raise DataError(f"The {self.split_name!r} split of {data.name!r} left no test users.")
-        self.train_tensors = train_windows(self.split.train, self.max_len)
+        self.train_tensors = self.training_tensors()
         self.valid_dataset = EvalDataset(self.split.valid, self.max_len)
         self.test_dataset = EvalDataset(self.split.test, self.max_len)
         self._user_rows = {u: i for i, u in enumerate(self.sequences.users.tolist())}
@@ -115,6 +117,20 @@ class SeqRecDataModule(L.LightningDataModule):
             len(self.split.valid),
             len(self.split.test),
         )
+
+    def make_split(self, data: Interactions):
+        """Train / validation / test parts of the prepared data (`self.sequences`), by the configured split."""
+        return make_split(self.sequences, self.split_name, **self.split_kwargs)
+
+    def training_tensors(self) -> dict[str, torch.Tensor]:
+        """The padded training rows: every next item of a training sequence is a target."""
+        return train_windows(self.split.train, self.max_len)
+
+    def embedding_corpus(self) -> list[np.ndarray]:
+        """Item sequences to pre-train item embeddings on (e.g. Word2Vec): the training sequences only, so the
+        embeddings never see a validation or test target."""
+        self._require_setup()
+        return self.split.train.rows()
 
     # ----------------------------------------------------------------- facts the model needs
     @property
@@ -251,4 +267,62 @@ Yelp = _dataset_module("Yelp", "yelp", "Yelp 2019, S3-Rec preprocessing.")
 RetailRocket = _dataset_module(
     "RetailRocket", "retailrocket", "RetailRocket events (views, add-to-cart, transactions).", max_len=100
 )
+
+
+class LabelPredictionDataModule(SeqRecDataModule):
+    """The IKEA protocol (`lightning_seqrec.data.label_protocol`): input events (views) predict a label event
+    (add-to-cart), after a chronological cut whose first part only trains item embeddings (`embedding_corpus`),
+    with train / validation / test by disjoint users.
+
+    `input_events` / `label_events` name values of the log's `event` column; set both to null for a log
+    without event types, where an evaluated user's last item (`eval_labels="last"`) is the label.
+    Users' histories (`user_history`) are their input events.
+    """
+
+    def __init__(
+        self,
+        dataset: str | Interactions = "retailrocket",
+        input_events: Sequence[str] | None = ("view",),
+        label_events: Sequence[str] | None = ("addtocart",),
+        embedding_cutoff: float = 0.5,
+        valid_frac: float = 0.1,
+        test_frac: float = 0.1,
+        eval_labels: str = "all",
+        max_len: int = 100,
+        **kwargs,
+    ):
+        super().__init__(dataset=dataset, max_len=max_len, split="label", **kwargs)
+        self.input_events = list(input_events) if input_events is not None else None
+        self.label_events = list(label_events) if label_events is not None else None
+        self.protocol = {
+            "embedding_cutoff": embedding_cutoff,
+            "valid_frac": valid_frac,
+            "test_frac": test_frac,
+            "eval_labels": eval_labels,
+            "seed": self.seed,
+        }
+
+    def make_split(self, data: Interactions) -> LabelSplit:
+        if self.input_events is not None and "event" in data.frame.columns:
+            inputs = data.replace(data.frame[data.frame["event"].isin(self.input_events)])
+            self.sequences = Sequences.from_interactions(inputs, self.vocab)
+        return label_split(data, self.vocab, self.input_events, self.label_events, **self.protocol)
+
+    def training_tensors(self) -> dict[str, torch.Tensor]:
+        if self.split.train_stream is not None:
+            return train_windows(self.split.train_stream, self.max_len)
+        return label_windows(self.split.train, self.max_len)
+
+    def embedding_corpus(self) -> list[np.ndarray]:
+        self._require_setup()
+        return self.split.embedding_corpus.rows()
+
+    def item_counts(self) -> torch.Tensor:
+        """Training labels per item index: the popularity prior of what is predicted."""
+        self._require_setup()
+        split = self.split
+        labels = split.train_stream.items if split.train_stream is not None else split.train.targets
+        return torch.from_numpy(np.bincount(labels, minlength=self.vocab.size))
+
+
 XMRec = _dataset_module("XMRec", "xmrec", "XMRec Electronics markets; users are market-qualified.")

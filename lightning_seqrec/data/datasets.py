@@ -90,6 +90,25 @@ def train_windows(train: Sequences, max_len: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def label_windows(examples: EvalSet, max_len: int) -> dict[str, torch.Tensor]:
+    """One row per labelled example: its newest `max_len` inputs, with the label as the target of the last
+    position only (every other target is 0, so objectives train on the label alone)."""
+    history = examples.history
+    starts, ends = history.indptr[:-1], history.indptr[1:]
+    item_seq = torch.from_numpy(gather_left_padded(history.items, starts, ends, max_len))
+    target_seq = torch.zeros_like(item_seq)
+    target_seq[:, -1] = torch.from_numpy(examples.targets.astype(np.int64))
+    tensors = {
+        "item_seq": item_seq,
+        "target_seq": target_seq,
+        "user": torch.arange(len(examples)),
+        "index": torch.arange(len(examples)),
+    }
+    if history.times is not None:
+        tensors["time_seq"] = torch.from_numpy(gather_left_padded(history.times, starts, ends, max_len))
+    return tensors
+
+
 class LengthBucketSampler(Sampler[int]):
     """Shuffled order in which every run of `batch_size` indices holds sequences of similar length.
 

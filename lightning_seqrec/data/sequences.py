@@ -41,6 +41,10 @@ class Sequences:
     def __len__(self) -> int:
         return len(self.users)
 
+    def rows(self) -> list[np.ndarray]:
+        """Each user's item indices as one array (views, no copies)."""
+        return np.split(self.items, self.indptr[1:-1])
+
     def select(self, rows: np.ndarray, start_offset=0, end_offset=0) -> Sequences:
         """Keep `rows`, each trimmed to `[start + start_offset, end - end_offset)` (offsets may be arrays)."""
         starts = self.indptr[:-1][rows] + start_offset
