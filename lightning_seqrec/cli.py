@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -85,6 +87,8 @@ def train(cfg: DictConfig) -> dict:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
         _print_metrics(f"test metrics ({'best checkpoint ' + best if best else 'last weights'}):", results)
+        if trainer.is_global_zero:  # machine-readable copy for sweeps and benchmark scripts
+            Path(cfg.output_dir, "test_metrics.json").write_text(json.dumps(results, indent=2))
     if trainer.is_global_zero:
         user = cfg.show_user if cfg.show_user is not None else datamodule.split.test.history.users[0]
         history = datamodule.user_history(user)
