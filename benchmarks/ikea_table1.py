@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=30)
     models = ["lstm", TRAINED, "sasrec"]
     parser.add_argument("--models", nargs="+", default=models, choices=models)
+    parser.add_argument("--output", default="ikea_table1", help="results file name under benchmarks/results/")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run (default: all)")
     args = parser.parse_args()
     use_shared_data()
@@ -128,7 +129,7 @@ def main() -> None:
                         "runs": runs,
                     }
                 )
-                write_json("ikea_table1", {"args": vars(args), "command": " ".join(sys.argv), "results": results})
+                write_json(args.output, {"args": vars(args), "command": " ".join(sys.argv), "results": results})
     print("\nTest metrics, mean ± sd over seeds " + ", ".join(map(str, args.seeds)))
     print(f"| dataset | model | loss | sampling | size | {' | '.join(COLUMNS)} |")
     print("|---" * (5 + len(COLUMNS)) + "|")

@@ -2,11 +2,13 @@
 
 from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.data import Interactions, ItemVocab, SeqRecDataModule
+from lightning_seqrec.finetune import FreezeBackbone, adapt_to_data
 from lightning_seqrec.modules import GRU4Rec, LSTMRec, SASRec, SeqRecModule
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FreezeBackbone",
     "GRU4Rec",
     "Interactions",
     "ItemVocab",
@@ -14,6 +16,7 @@ __all__ = [
     "SASRec",
     "SeqRecDataModule",
     "SeqRecModule",
+    "adapt_to_data",
     "load_checkpoint",
     "__version__",
 ]

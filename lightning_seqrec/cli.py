@@ -1,4 +1,4 @@
-"""The `seqrec` command: `seqrec train|eval|recommend [hydra overrides]`."""
+"""The `seqrec` command: `seqrec train|finetune|eval|recommend [hydra overrides]`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.errors import SeqRecError
+from lightning_seqrec.finetune import adapt_to_data, load_source
 
 log = logging.getLogger("lightning_seqrec")
 
@@ -23,6 +24,7 @@ USAGE = """usage: seqrec COMMAND [key=value ...]
 
 commands:
   train       train a model and test it     seqrec train experiment=sasrec_beauty_ce
+  finetune    adapt a model to new data     seqrec finetune zoo=sasrec.ce-beauty data=sports
   eval        test metrics of a checkpoint  seqrec eval ckpt=path/to/last.ckpt
   recommend   top-k for a user or history   seqrec recommend ckpt=... user=1 | history=[1,2,3]
 
@@ -75,6 +77,28 @@ def train(cfg: DictConfig) -> dict:
         _convert_="all",
         **pretrained,
     )
+    return _fit_and_test(cfg, module, datamodule)
+
+
+def finetune(cfg: DictConfig) -> dict:
+    """Adapt a trained model (zoo name, Hub folder or `.ckpt`) to the data's catalog, then fit and test as `train`."""
+    L.seed_everything(cfg.seed, workers=True)
+    source = load_source(cfg.zoo)  # before the data, so a wrong name fails fast
+    datamodule = _build_data(cfg.data)
+    module = adapt_to_data(
+        source,
+        datamodule,
+        new_item_init=cfg.new_item_init,
+        objectives=_instantiate_dict(cfg.objective),
+        lr=cfg.lr,
+        seed=cfg.seed,
+    )
+    return _fit_and_test(cfg, module, datamodule)
+
+
+def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
+    """Fit with the configured trainer, callbacks and loggers, test the best checkpoint (metrics printed and
+    written to `test_metrics.json`), and print one user's top-k."""
     module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
     trainer = instantiate(
         cfg.trainer,
@@ -138,7 +162,12 @@ def recommend(cfg: DictConfig) -> list:
     return module.recommend([history], k=cfg.k, exclude_seen=cfg.exclude_seen)[0]
 
 
-TASKS: dict[str, Callable[[DictConfig], object]] = {"train": train, "eval": evaluate, "recommend": recommend}
+TASKS: dict[str, Callable[[DictConfig], object]] = {
+    "train": train,
+    "finetune": finetune,
+    "eval": evaluate,
+    "recommend": recommend,
+}
 
 
 def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
