@@ -20,10 +20,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import use_shared_data, write_json
+from _common import RESULTS, use_shared_data, write_json
 
 # Table 1 rows: (name, loss, sampler, size, overrides). LSTM rows run the packaged experiments as they are.
 LSTM_ROWS = [
@@ -101,39 +103,53 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=models, choices=models)
     parser.add_argument("--output", default="ikea_table1", help="results file name under benchmarks/results/")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
     args = parser.parse_args()
     use_shared_data()
     rows = [r for r in LSTM_ROWS + LSTM_TRAINED_ROWS + SASREC_ROWS if r[0] in args.models]
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for dataset in args.datasets:
-            for model, loss, sampler, size, overrides in rows:
-                runs = []
-                for seed in args.seeds:
-                    folder = Path(tmp) / f"{dataset}-{len(results)}-{seed}"
-                    runs.append(run([*overrides, *DATA[dataset]], seed, args.max_epochs, folder, args.threads))
-                    print(
-                        f"{dataset} {model} {loss} {sampler} {size} seed {seed}: "
-                        + ", ".join(f"{c} {runs[-1][c]:.4f}" for c in COLUMNS)
-                        + f" ({runs[-1]['seconds']} s)",
-                        flush=True,
-                    )
-                results.append(
-                    {
-                        "dataset": dataset,
-                        "model": model,
-                        "loss": loss,
-                        "sampler": sampler,
-                        "size": size,
-                        "overrides": overrides + DATA[dataset],
-                        "runs": runs,
-                    }
-                )
-                write_json(args.output, {"args": vars(args), "command": " ".join(sys.argv), "results": results})
+    table = [
+        {"dataset": d, "model": m, "loss": loss, "sampler": sampler, "size": size, "overrides": o + DATA[d]}
+        for d in args.datasets
+        for m, loss, sampler, size, o in rows
+    ]
+    done = {}
+    path = RESULTS / f"{args.output}.json"
+    if args.resume and path.exists():
+        for row in json.loads(path.read_text())["results"]:
+            for r in row["runs"]:
+                done[(json.dumps(row["overrides"]), r["seed"])] = r
+    lock = threading.Lock()
+
+    def task(row: dict, seed: int, folder: Path) -> None:
+        key = (json.dumps(row["overrides"]), seed)
+        result = done.get(key) or {"seed": seed, **run(row["overrides"], seed, args.max_epochs, folder, args.threads)}
+        with lock:
+            done[key] = result
+            print(
+                f"{row['dataset']} {row['model']} {row['loss']} {row['sampler']} {row['size']} seed {seed}: "
+                + ", ".join(f"{c} {result[c]:.4f}" for c in COLUMNS)
+                + f" ({result['seconds']} s)",
+                flush=True,
+            )
+            for entry in table:
+                runs = [done.get((json.dumps(entry["overrides"]), s)) for s in args.seeds]
+                entry["runs"] = [r for r in runs if r is not None]
+            payload = {"args": vars(args), "command": " ".join(sys.argv), "results": table}
+            write_json(args.output, payload)  # after every run, so an interrupted grid keeps what it has
+
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        futures = [
+            pool.submit(task, row, seed, Path(tmp) / f"{i}-{seed}")
+            for i, row in enumerate(table)
+            for seed in args.seeds
+        ]
+        for future in futures:
+            future.result()
     print("\nTest metrics, mean ± sd over seeds " + ", ".join(map(str, args.seeds)))
     print(f"| dataset | model | loss | sampling | size | {' | '.join(COLUMNS)} |")
     print("|---" * (5 + len(COLUMNS)) + "|")
-    for r in results:
+    for r in table:
         cells = [summary([run_[c] for run_ in r["runs"]]) for c in COLUMNS]
         print(f"| {r['dataset']} | {r['model']} | {r['loss']} | {r['sampler']} | {r['size']} | {' | '.join(cells)} |")
 
