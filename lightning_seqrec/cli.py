@@ -1,4 +1,4 @@
-"""The `seqrec` command: `seqrec train|finetune|eval|recommend [hydra overrides]`."""
+"""The `seqrec` command: `seqrec train|finetune|eval|recommend [hydra overrides]` and `seqrec zoo ...`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ commands:
   finetune    adapt a model to new data     seqrec finetune zoo=sasrec.ce-beauty data=sports
   eval        test metrics of a checkpoint  seqrec eval ckpt=path/to/last.ckpt
   recommend   top-k for a user or history   seqrec recommend ckpt=... user=1 | history=[1,2,3]
+  zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
 Overrides are Hydra syntax (`seqrec train --help` lists config groups; `--cfg job` prints the config).
 """
@@ -170,6 +171,43 @@ TASKS: dict[str, Callable[[DictConfig], object]] = {
 }
 
 
+ZOO_USAGE = "usage: seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME"
+ZOO_TABLE_METRICS = ("test/ndcg@10", "test/hr@10")
+
+
+def zoo(args: list[str]) -> None:
+    """`seqrec zoo list | build NAME [overrides] | push NAME | pull NAME`: the model zoo (`lightning_seqrec.zoo`)."""
+    from lightning_seqrec import zoo as model_zoo  # imported here: the zoo builds through this module's `train`
+
+    command, names = (args[0], args[1:]) if args else ("", [])
+    if command == "list" and not names:
+        _print_zoo(model_zoo.list_entries())
+    elif command == "build" and names:
+        built = model_zoo.build(names[0], extra_overrides=names[1:])
+        print(f"\nbuilt {built.name} into {built.folder} (run folder {built.run_dir})")
+    elif command == "push" and len(names) == 1:
+        pushed = model_zoo.push(names[0])
+        sent = "not sent: no token" if pushed.skipped else pushed.commit_url
+        print(f"{pushed.folder} -> hf-hub:{pushed.repo} ({sent}):")
+        for op in pushed.operations:
+            print(f"  {op.path_in_repo:<18}{op.upload_info.size:>12,} bytes  sha256 {op.upload_info.sha256.hex()}")
+    elif command == "pull" and len(names) == 1:
+        path = model_zoo.pull(names[0])
+        print(f"pulled {names[0]} into {path}; load({names[0]!r}) now also works offline (HF_HUB_OFFLINE=1)")
+    else:
+        raise SeqRecError(f"`seqrec zoo {' '.join(args)}` is not a zoo command; {ZOO_USAGE}")
+
+
+def _print_zoo(entries: list) -> None:
+    """One row per zoo entry: name, state, the test NDCG@10 and HR@10 its card records, and its Hub repo."""
+    print(f"{'name':<28}{'status':<9}{'ndcg@10':>9}{'hr@10':>9}  hub repo")
+    for entry in entries:
+        cells = "".join(f"{entry.metrics[k]:>9.4f}" if k in entry.metrics else f"{'-':>9}" for k in ZOO_TABLE_METRICS)
+        print(f"{entry.name:<28}{entry.status:<9}{cells}  {entry.repo or '-'}")
+        if entry.problem:
+            print(f"  {entry.problem}")
+
+
 def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
     """Turn the library's own errors and bad config arguments into one clear line and exit status 2."""
 
@@ -201,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, overrides = argv[0], argv[1:]
+    if command == "zoo":
+        _reporting(zoo)(overrides)
+        return
     if command not in TASKS:
         print(f"seqrec: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         sys.exit(2)

@@ -23,6 +23,7 @@ import safetensors.torch
 import torch
 import yaml
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+from huggingface_hub.utils import filter_repo_objects
 
 import lightning_seqrec
 from lightning_seqrec.checkpoint import build_module, scoring_weights
@@ -338,7 +339,7 @@ def resolve(name: str, *, cache_dir: str | Path | None = None) -> Path:
         repo_id, _, revision = name.removeprefix("hf-hub:").partition("@")
         return download(repo_id, revision or None, cache_dir=cache_dir)
     entry, base = _zoo_entry(name)
-    local = base / str(entry.get("local") or f"zoo/hub/{name}")
+    local = zoo_folder(name, entry, base)
     if local.is_dir():
         return local
     if not entry.get("hub"):
@@ -372,24 +373,54 @@ def zoo_index_path() -> Path:
     return Path(os.environ.get("SEQREC_ZOO_INDEX") or DEFAULT_ZOO_INDEX)
 
 
-def _zoo_entry(name: str) -> tuple[dict, Path]:
-    """The index entry of `name` and the folder its relative `local` paths start from (the index's parent's
+def zoo_index() -> tuple[dict[str, dict], Path]:
+    """The zoo index (name -> entry mapping) and the folder its relative paths start from (the index's parent's
     parent: the repo root for `zoo/index.yaml`)."""
     path = zoo_index_path()
     if not path.is_file():
-        raise ConfigError(f"{name!r} is not a known model: the zoo index {path} does not exist. Use {NAME_FORMS}.")
+        raise ConfigError(f"The zoo index {path} does not exist (SEQREC_ZOO_INDEX names another). Use {NAME_FORMS}.")
     try:
         index = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"The zoo index {path} is not valid YAML: {err}") from err
-    entry = index.get(name) if isinstance(index, dict) else None
-    if not isinstance(entry, dict):
-        known = ", ".join(sorted(index)) if isinstance(index, dict) and index else "none"
-        raise ConfigError(f"{name!r} is not in the zoo index {path} (known names: {known}). Use {NAME_FORMS}.")
-    return entry, path.resolve().parent.parent
+    if not isinstance(index, dict) or not all(isinstance(entry, dict) for entry in index.values()):
+        raise ConfigError(f"The zoo index {path} must map each model name to a mapping (hub, local, recipe, ...).")
+    return index, path.resolve().parent.parent
+
+
+def zoo_folder(name: str, entry: Mapping, base: Path) -> Path:
+    """Where a zoo entry's Hub folder lives locally: its `local` path, by default `zoo/hub/<name>`."""
+    return base / str(entry.get("local") or f"zoo/hub/{name}")
+
+
+def _zoo_entry(name: str) -> tuple[dict, Path]:
+    """The index entry of `name` and the folder its relative paths start from."""
+    index, base = zoo_index()
+    if name not in index:
+        known = ", ".join(sorted(index)) or "none"
+        raise ConfigError(
+            f"{name!r} is not in the zoo index {zoo_index_path()} (known names: {known}). Use {NAME_FORMS}."
+        )
+    return index[name], base
 
 
 # --------------------------------------------------------------------------------------------- pushing
+def upload_operations(folder: str | Path) -> list[huggingface_hub.CommitOperationAdd]:
+    """The commit operations a push of `folder` sends, prepared as `HfApi.upload_folder` prepares them (files
+    filtered by the Hub-file patterns, each hashed into a `CommitOperationAdd`) with no network call; the folder
+    must load with `from_pretrained` and its card must parse as a Hub model card."""
+    folder = Path(folder)
+    _read_folder(folder, "cpu")
+    if (folder / CARD_FILE).is_file():
+        try:
+            huggingface_hub.ModelCard.load(folder / CARD_FILE)
+        except (ValueError, yaml.YAMLError) as err:
+            raise CheckpointError(f"{folder / CARD_FILE} is not a valid Hub model card ({err}); re-export it.") from err
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    names = filter_repo_objects(files, allow_patterns=list(HUB_FILES))
+    return [huggingface_hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=folder / name) for name in names]
+
+
 def push_to_hub(
     folder: str | Path,
     repo_id: str,

@@ -1,0 +1,215 @@
+"""The model zoo: a recipe built end to end on the chain data (folder, card, scores), listing, the `seqrec zoo`
+command, push preparation without a token, pull offline, `ZooPublisher`, and the shipped index and recipes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import chain_log, make_chain_datamodule, quiet_trainer, tiny_sasrec
+from huggingface_hub import ModelCard, constants
+from huggingface_hub.utils import validate_repo_id
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_object
+from lightning_seqrec.callbacks import ZooPublisher
+
+from lightning_seqrec import SeqRecDataModule, cli, hub, load_checkpoint, zoo
+from lightning_seqrec.errors import CheckpointError, ConfigError
+
+NAME = "sasrec.ce-chain"
+COLUMNS = {"user_id": "user", "item_id": "item", "timestamp": "ts"}
+SHIPPED = {
+    f"sasrec.{objective}-{data}"
+    for objective in ("ce", "rcl")
+    for data in ("beauty", "sports", "toys", "yelp", "ml-1m")
+} | {"gru4rec.ce-beauty", "gru4rec.ce-ml-1m", "lstm.w2v-ce-retailrocket"}
+DATA_TARGETS = {
+    "beauty": "AmazonBeauty",
+    "sports": "AmazonSports",
+    "toys": "AmazonToys",
+    "yelp": "Yelp",
+    "ml-1m": "MovieLens1M",
+    "retailrocket": "LabelPredictionDataModule",
+}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A repo-like folder with the chain data as a CSV, a zoo index (a tiny recipe, a planned entry and a broken
+    folder), and SEQREC_ZOO_INDEX pointing at it for the module."""
+    home = tmp_path_factory.mktemp("zoo-home")
+    chain_log().to_csv(home / "events.csv", index=False)
+    (home / "zoo" / "recipes").mkdir(parents=True)
+    recipe = [
+        "data=table",
+        f"data.path={home / 'events.csv'}",
+        *[f"data.columns.{ours}={theirs}" for ours, theirs in COLUMNS.items()],
+        "data.max_len=8",
+        "model.embedding_dim=16",
+        "model.num_blocks=1",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        "seed=0",
+    ]
+    (home / "zoo" / "recipes" / f"{NAME}.yaml").write_text(json.dumps({"overrides": recipe}))
+    (home / "zoo" / "hub" / "sasrec.ce-broken").mkdir(parents=True)
+    (home / "zoo" / "index.yaml").write_text(
+        f"{NAME}: {{recipe: zoo/recipes/{NAME}.yaml, hub: seqrec-org/{NAME}, local: zoo/hub/{NAME}}}\n"
+        "sasrec.rcl-chain: {hub: seqrec-org/sasrec.rcl-chain}\n"
+        "sasrec.ce-broken: {hub: seqrec-org/sasrec.ce-broken}\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEQREC_ZOO_INDEX", str(home / "zoo" / "index.yaml"))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def built(home) -> zoo.Built:
+    """`zoo.build` of the tiny recipe, fp32 so that scores can be compared exactly."""
+    return zoo.build(NAME, fp16=False, extra_overrides=[f"hydra.run.dir={home / 'run'}"])
+
+
+@pytest.fixture
+def offline_without_token(monkeypatch, tmp_path):
+    """No Hugging Face token anywhere, offline mode on and an empty Hub cache: any request would fail."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+
+
+def chain_datamodule(home: Path) -> SeqRecDataModule:
+    dm = SeqRecDataModule("table", path=str(home / "events.csv"), columns=COLUMNS, max_len=8)
+    dm.setup()
+    return dm
+
+
+# --------------------------------------------------------------------------------------------- building
+def test_built_folder_loads_by_zoo_name_and_path_and_scores_like_the_tested_checkpoint(home, built):
+    assert built.folder == home / "zoo" / "hub" / NAME
+    assert sorted(p.name for p in built.folder.iterdir()) == sorted(hub.HUB_FILES)
+    assert not HydraConfig.initialized()  # the build leaves no Hydra state behind
+    (best,) = (built.run_dir / "checkpoints").glob("epoch*.ckpt")  # the checkpoint that was tested
+    tested = load_checkpoint(best)
+    histories = [tested.vocab.raw_ids[i : i + 5] for i in (0, 7, 20)]
+    expected = tested.score_histories(histories)
+    for loaded in (zoo.load(NAME), zoo.load(f"local-dir:{built.folder}")):
+        assert loaded.vocab == tested.vocab
+        assert torch.equal(loaded.score_histories(histories), expected)
+
+
+def test_card_records_the_measured_metrics_fingerprint_and_recipe(home, built):
+    assert built.metrics and all(key.startswith("test/") for key in built.metrics)
+    assert zoo.card_metrics(built.folder) == built.metrics  # read back through huggingface_hub's card parser
+    assert json.loads((built.run_dir / "test_metrics.json").read_text()) == built.metrics
+    card = ModelCard.load(built.folder / hub.CARD_FILE)
+    assert card.data.datasets == ["custom"]
+    assert f"`{chain_datamodule(home).fingerprint()}`" in card.text
+    assert f"seqrec zoo build {NAME} ran:\nseqrec train data=table" in card.text and "seed=0" in card.text
+    assert "| test/ndcg@10 |" in card.text
+
+
+def test_list_entries_reads_the_state_from_each_folder(built):
+    entries = {entry.name: entry for entry in zoo.list_entries()}
+    assert list(entries) == [NAME, "sasrec.rcl-chain", "sasrec.ce-broken"]
+    assert entries[NAME].built and entries[NAME].metrics == built.metrics
+    assert entries["sasrec.rcl-chain"].status == "planned" and entries["sasrec.rcl-chain"].metrics == {}
+    broken = entries["sasrec.ce-broken"]
+    assert broken.status == "broken" and "is missing config.json" in broken.problem
+
+
+def test_build_refuses_bad_overrides_and_test_false(built):
+    with pytest.raises(ConfigError, match=r"(?s)does not compose .*'data.max_lenn'.*use \+data.max_lenn=5"):
+        zoo.build(NAME, extra_overrides=["data.max_lenn=5"])
+    with pytest.raises(ConfigError, match="always tests: drop test=false"):
+        zoo.build(NAME, extra_overrides=["test=false"])
+
+
+# --------------------------------------------------------------------------------------------- command line
+def test_zoo_command_lists_pushes_and_refuses_unknown_names_in_one_line(built, offline_without_token, capsys):
+    cli.main(["zoo", "list"])
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:] if line[0] != " "}
+    assert rows[NAME][0] == "built" and float(rows[NAME][1]) == pytest.approx(built.metrics["test/ndcg@10"], abs=1e-4)
+    assert rows["sasrec.rcl-chain"][:3] == ["planned", "-", "-"]
+    cli.main(["zoo", "push", NAME])
+    out = capsys.readouterr().out
+    assert out.startswith(f"{built.folder} -> hf-hub:seqrec-org/{NAME} (not sent: no token):")
+    assert "model.safetensors" in out
+    for args, message in [
+        (
+            ["zoo", "build", "sasrec.ce-nope"],
+            r"Unknown zoo model 'sasrec\.ce-nope'; .* lists: sasrec\.ce-broken, sasrec\.ce-chain, sasrec\.rcl-chain\.",
+        ),
+        (["zoo", "push"], r"`seqrec zoo push` is not a zoo command; usage: seqrec zoo list \| build NAME"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+        assert re.search(message, err), err
+
+
+# --------------------------------------------------------------------------------------------- the Hub
+def test_push_without_token_runs_the_upload_preparation_and_skips(built, offline_without_token, caplog):
+    pushed = zoo.push(NAME)
+    assert "skipped: no Hugging Face token" in caplog.text
+    assert pushed.skipped and pushed.repo == f"seqrec-org/{NAME}" and pushed.folder == built.folder
+    assert sorted(op.path_in_repo for op in pushed.operations) == sorted(hub.HUB_FILES)
+    for op in pushed.operations:
+        content = (built.folder / op.path_in_repo).read_bytes()
+        assert op.upload_info.sha256 == hashlib.sha256(content).digest() and op.upload_info.size == len(content)
+    with pytest.raises(ConfigError, match=r"'sasrec.rcl-chain' is not built .*seqrec zoo build sasrec.rcl-chain"):
+        zoo.push("sasrec.rcl-chain")
+
+
+def test_pull_offline_says_how_to_proceed(home, offline_without_token):
+    with pytest.raises(CheckpointError, match=r"Pulling needs the Hub.*`seqrec zoo build sasrec.rcl-chain`"):
+        zoo.pull("sasrec.rcl-chain")
+
+
+# --------------------------------------------------------------------------------------------- ZooPublisher
+def test_zoo_publisher_writes_a_loadable_folder_at_fit_end_and_skips_the_push(tmp_path, offline_without_token):
+    dm = make_chain_datamodule()
+    L.seed_everything(0)
+    module = tiny_sasrec(dm)
+    publisher = ZooPublisher(tmp_path / "published", repo_id="seqrec-org/chain", metrics_from="val", fp16=True)
+    trainer = quiet_trainer(max_epochs=1, callbacks=[publisher])
+    trainer.fit(module, dm)
+    assert publisher.written == tmp_path / "published" and publisher.commit_url is None
+    val_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    assert val_metrics and zoo.card_metrics(publisher.written) == val_metrics
+    histories = [dm.user_history(u)[:-1] for u in dm.split.test.history.users[:4]]
+    expected = module.eval().score_histories(histories, exclude_seen=False)[:, 1:]
+    scores = hub.from_pretrained(publisher.written).score_histories(histories, exclude_seen=False)[:, 1:]
+    torch.testing.assert_close(scores, expected, rtol=0, atol=2e-3 * expected.abs().max().item())  # fp16 weights
+    with pytest.raises(ConfigError, match="metrics_from='train'"):
+        ZooPublisher(tmp_path / "x", metrics_from="train")
+
+
+# --------------------------------------------------------------------------------------------- the shipped zoo
+def test_shipped_index_names_recipes_that_exist_and_compose_to_their_names(monkeypatch):
+    monkeypatch.delenv("SEQREC_ZOO_INDEX", raising=False)
+    entries = zoo.list_entries()
+    assert {entry.name for entry in entries} == SHIPPED
+    for entry in entries:
+        validate_repo_id(entry.repo)
+        assert entry.repo == f"lightning-seqrec/{entry.name}"
+        assert entry.folder == hub.DEFAULT_ZOO_INDEX.parent / "hub" / entry.name
+        assert entry.recipe.is_file(), entry.recipe
+        cfg = zoo.train_config(entry.overrides())
+        arch, _, tag = entry.name.partition(".")
+        assert cfg.model._target_.rsplit(".", 1)[-1].lower() in (arch, f"{arch}rec"), entry.name
+        data = next(data for data in DATA_TARGETS if tag.endswith(f"-{data}"))
+        assert cfg.data._target_.rsplit(".", 1)[-1] == DATA_TARGETS[data], entry.name
+        assert ("rcl" in cfg.objective) == ("rcl" in tag) and ("rcl" in tag) == ("weak_positive_miner" in cfg.callbacks)
+        for node in (cfg.data, cfg.model, *cfg.objective.values()):
+            get_object(node._target_)
