@@ -56,15 +56,17 @@ class ItemIndex:
             self.index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             self.index.hnsw.efConstruction, self.index.hnsw.efSearch = ef_construction, ef_search
         else:
-            nlist = nlist or max(1, min(int(4 * np.sqrt(self.num_items)), self.num_items // 39))  # FAISS: ≥ 39 per list
+            nlist = nlist or max(1, min(int(np.sqrt(self.num_items)), self.num_items // 39))  # FAISS: ≥ 39 per list
             self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
             self.index.train(vectors)
             self.index.nprobe = nprobe
         self.index.add(vectors)
 
     def _prepare(self, vectors, metric: str) -> np.ndarray:
+        """float32 rows for FAISS; cosine normalises a copy, never the caller's array or a module's weights."""
         vectors = _as_float32(vectors)
         if metric == "cosine":
+            vectors = vectors.copy()
             faiss.normalize_L2(vectors)
         return vectors
 

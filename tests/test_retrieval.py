@@ -66,3 +66,18 @@ def test_recommender_speaks_raw_ids_and_matches_the_module():
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def test_cosine_index_never_changes_the_callers_vectors():
+    rng = np.random.default_rng(2)
+    items, queries = rng.normal(size=(31, 8)).astype(np.float32), rng.normal(size=(4, 8)).astype(np.float32)
+    items_before, queries_before = items.copy(), queries.copy()
+    ItemIndex(items, metric="cosine").search(queries, 5)
+    np.testing.assert_array_equal(items, items_before)
+    np.testing.assert_array_equal(queries, queries_before)
+    dm = make_chain_datamodule()
+    module = tiny_sasrec(dm, scoring="cosine")
+    module.vocab = dm.vocab
+    weights = module.item_embedding.weight.detach().clone()
+    Recommender(module).recommend([dm.user_history(dm.sequences.users[0])], k=3)
+    assert torch.equal(module.item_embedding.weight.detach(), weights)  # a CPU module's table is not normalised
