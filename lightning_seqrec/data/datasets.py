@@ -37,6 +37,15 @@ class TensorDictDataset(Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
 
+def padded_histories(history: Sequences, max_len: int) -> dict[str, torch.Tensor]:
+    """`item_seq` (and `time_seq` when timed): each row's newest `max_len` items, left-padded."""
+    starts, ends = history.indptr[:-1], history.indptr[1:]
+    tensors = {"item_seq": torch.from_numpy(gather_left_padded(history.items, starts, ends, max_len))}
+    if history.times is not None:
+        tensors["time_seq"] = torch.from_numpy(gather_left_padded(history.times, starts, ends, max_len))
+    return tensors
+
+
 class EvalDataset(TensorDictDataset):
     """Evaluation users: padded inputs and targets plus each user's full history for seen-item masking.
 
@@ -45,17 +54,13 @@ class EvalDataset(TensorDictDataset):
     """
 
     def __init__(self, eval_set: EvalSet, max_len: int):
-        hist = eval_set.history
-        starts, ends = hist.indptr[:-1], hist.indptr[1:]
         tensors = {
-            "item_seq": torch.from_numpy(gather_left_padded(hist.items, starts, ends, max_len)),
+            **padded_histories(eval_set.history, max_len),
             "target": torch.from_numpy(eval_set.targets.astype(np.int64)),
             "user": torch.arange(len(eval_set), dtype=torch.long),
         }
-        if hist.times is not None:
-            tensors["time_seq"] = torch.from_numpy(gather_left_padded(hist.times, starts, ends, max_len))
         super().__init__(tensors)
-        self.history = hist
+        self.history = eval_set.history
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         batch = super().__getitems__(indices)
@@ -93,20 +98,15 @@ def train_windows(train: Sequences, max_len: int) -> dict[str, torch.Tensor]:
 def label_windows(examples: EvalSet, max_len: int) -> dict[str, torch.Tensor]:
     """One row per labelled example: its newest `max_len` inputs, with the label as the target of the last
     position only (every other target is 0, so objectives train on the label alone)."""
-    history = examples.history
-    starts, ends = history.indptr[:-1], history.indptr[1:]
-    item_seq = torch.from_numpy(gather_left_padded(history.items, starts, ends, max_len))
-    target_seq = torch.zeros_like(item_seq)
+    tensors = padded_histories(examples.history, max_len)
+    target_seq = torch.zeros_like(tensors["item_seq"])
     target_seq[:, -1] = torch.from_numpy(examples.targets.astype(np.int64))
-    tensors = {
-        "item_seq": item_seq,
+    return {
+        **tensors,
         "target_seq": target_seq,
         "user": torch.arange(len(examples)),
         "index": torch.arange(len(examples)),
     }
-    if history.times is not None:
-        tensors["time_seq"] = torch.from_numpy(gather_left_padded(history.times, starts, ends, max_len))
-    return tensors
 
 
 class LengthBucketSampler(Sampler[int]):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lightning_seqrec.data.interactions import Interactions
-from lightning_seqrec.data.sequences import Sequences, ranges
-from lightning_seqrec.data.splits import EvalSet, _resolve_cutoff
+from lightning_seqrec.data.sequences import Sequences
+from lightning_seqrec.data.splits import EvalSet, _resolve_cutoff, partition_users
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import DataError
 
@@ -59,14 +59,7 @@ def _csr(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> Sequences:
 
 def _examples(inputs: Sequences, example_rows: np.ndarray, n_before: np.ndarray, labels: np.ndarray) -> EvalSet:
     """Example i predicts `labels[i]` from the first `n_before[i]` inputs of row `example_rows[i]`."""
-    starts = inputs.indptr[:-1][example_rows]
-    idx = ranges(starts, n_before)
-    history = Sequences(
-        users=inputs.users[example_rows],
-        indptr=np.r_[0, np.cumsum(n_before)].astype(np.int64),
-        items=inputs.items[idx],
-        times=inputs.times[idx] if inputs.times is not None else None,
-    )
+    history = inputs.select(example_rows, end_offset=inputs.lengths[example_rows] - n_before)
     return EvalSet(history=history, targets=labels)
 
 
@@ -90,8 +83,6 @@ def label_split(
         raise DataError("The label protocol splits the log in time and needs timestamps; this log has none.")
     if eval_labels not in ("all", "last"):
         raise DataError(f"eval_labels={eval_labels!r} is not valid; use 'all' or 'last'.")
-    if not 0 <= valid_frac < 1 or not 0 < test_frac < 1 or valid_frac + test_frac >= 1:
-        raise DataError("The label protocol needs 0 <= valid_frac, 0 < test_frac and valid_frac + test_frac < 1.")
     frame = data.sorted().frame
     one_stream = input_events is None and label_events is None
     is_input, is_label = _event_mask(frame, input_events, "input"), _event_mask(frame, label_events, "label")
@@ -108,11 +99,11 @@ def label_split(
     row_of = np.cumsum(np.r_[True, late_users[1:] != late_users[:-1]]) - 1 if late.any() else np.zeros(0, int)
     inputs = _csr(late_users[late_input], late_items[late_input], late_times[late_input])
     # Inputs of the same user strictly before each event: the running count within the user, minus its own.
+    inputs_per_user = np.bincount(row_of, weights=late_input).astype(np.int64)
     input_rank = np.cumsum(late_input) - late_input
-    first_input_rank = np.r_[0, np.cumsum(np.bincount(row_of, weights=late_input).astype(np.int64))][row_of]
-    n_before = input_rank - first_input_rank
+    n_before = input_rank - np.r_[0, np.cumsum(inputs_per_user)][row_of]
     # `inputs` has a row only for users with inputs; map each late event's user row to its `inputs` row.
-    has_inputs = np.bincount(row_of, weights=late_input).astype(bool) if len(row_of) else np.zeros(0, bool)
+    has_inputs = inputs_per_user > 0
     input_row = np.cumsum(has_inputs) - 1
     labelled = np.flatnonzero(late_label & (n_before > 0))
     if len(labelled) == 0:
@@ -121,11 +112,11 @@ def label_split(
             "embedding_cutoff or check input_events / label_events."
         )
 
-    owners = np.unique(row_of[labelled])
-    perm = np.random.default_rng(seed).permutation(owners)
-    n_test, n_valid = int(round(len(perm) * test_frac)), int(round(len(perm) * valid_frac))
+    _, valid_users, test_users = partition_users(
+        np.unique(row_of[labelled]), valid_frac, test_frac, seed, "label_split"
+    )
     part = np.zeros(row_of.max() + 1, dtype=np.int8)  # 0 train, 1 valid, 2 test
-    part[perm[:n_test]], part[perm[n_test : n_test + n_valid]] = 2, 1
+    part[test_users], part[valid_users] = 2, 1
 
     def examples(which: int, last_only: bool) -> EvalSet:
         chosen = labelled[part[row_of[labelled]] == which]

@@ -86,18 +86,26 @@ def temporal(seqs: Sequences, valid_cutoff: float = 0.8, test_cutoff: float = 0.
     )
 
 
+def partition_users(
+    rows: np.ndarray, valid_frac: float, test_frac: float, seed: int, who: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`rows` shuffled by `seed` into sorted train / validation / test parts of the given fractions (rounded);
+    `who` names the caller in the error for invalid fractions."""
+    if not 0 <= valid_frac < 1 or not 0 < test_frac < 1 or valid_frac + test_frac >= 1:
+        raise DataError(f"{who} needs 0 <= valid_frac, 0 < test_frac and valid_frac + test_frac < 1.")
+    perm = np.random.default_rng(seed).permutation(rows)
+    n_test, n_valid = int(round(len(perm) * test_frac)), int(round(len(perm) * valid_frac))
+    return np.sort(perm[n_test + n_valid :]), np.sort(perm[n_test : n_test + n_valid]), np.sort(perm[:n_test])
+
+
 def user_holdout(seqs: Sequences, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> Split:
     """Disjoint users for train, validation and test (the IKEA protocol): no evaluated user is trained on.
 
     An evaluated user's last item is the target and everything before it the history.
     """
-    if not 0 <= valid_frac < 1 or not 0 < test_frac < 1 or valid_frac + test_frac >= 1:
-        raise DataError("user_holdout needs 0 <= valid_frac, 0 < test_frac and valid_frac + test_frac < 1.")
-    eligible = np.flatnonzero(seqs.lengths >= 2)
-    perm = np.random.default_rng(seed).permutation(eligible)
-    n_test, n_valid = int(round(len(perm) * test_frac)), int(round(len(perm) * valid_frac))
-    test_rows, valid_rows = np.sort(perm[:n_test]), np.sort(perm[n_test : n_test + n_valid])
-    train_rows = np.sort(perm[n_test + n_valid :])
+    train_rows, valid_rows, test_rows = partition_users(
+        np.flatnonzero(seqs.lengths >= 2), valid_frac, test_frac, seed, "user_holdout"
+    )
     return Split(
         train=seqs.select(train_rows),
         valid=_eval_set(seqs, valid_rows, seqs.lengths[valid_rows] - 1),
