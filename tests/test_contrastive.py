@@ -229,6 +229,15 @@ def test_supervised_contrastive_uses_same_target_positives(chain):
     assert loss.item() == pytest.approx(info_nce_loss(anchor, positive, 0.5, targets).item(), rel=1e-4)
 
 
+def test_length_grouped_encoding_equals_one_padded_pass(chain):
+    dm, module, _ = chain
+    windows = {k: v for k, v in dm.train_tensors.items() if k == "item_seq"}
+    ids = torch.randperm(len(windows["item_seq"]), generator=torch.Generator().manual_seed(0))[:37]
+    grouped = encode_windows(module, windows, ids, group_size=4)
+    assert grouped.requires_grad
+    assert torch.allclose(grouped, encode_windows(module, windows, ids, group_size=None), atol=1e-5)
+
+
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
 @pytest.mark.parametrize("objective", [InBatchInfoNCE(), CL4SRec(), SupervisedContrastive(), RelativeContrastive()])
 def test_objectives_give_finite_losses_and_gradients(chain, objective, backbone):

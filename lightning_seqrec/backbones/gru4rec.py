@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lightning_seqrec.backbones.dropout import ByteDropout
 from lightning_seqrec.backbones.registry import register_backbone
 
 
@@ -16,7 +17,7 @@ class GRU4RecBackbone(nn.Module):
 
     def __init__(self, embedding_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1, dropout: float = 0.2):
         super().__init__()
-        self.input_drop = nn.Dropout(dropout)
+        self.input_drop = ByteDropout(dropout)
         self.gru = nn.GRU(embedding_dim, hidden_dim, num_layers=num_layers, batch_first=True)
         self.out = nn.Linear(hidden_dim, embedding_dim)
 

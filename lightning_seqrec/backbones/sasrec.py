@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_seqrec.backbones.dropout import ByteDropout
 from lightning_seqrec.backbones.registry import register_backbone
 
 
@@ -22,8 +23,8 @@ class CausalSelfAttentionBlock(nn.Module):
         self.num_heads, self.dropout = num_heads, dropout
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), ByteDropout(dropout), nn.Linear(ffn_dim, dim))
+        self.drop = ByteDropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         b, length, dim = x.shape
@@ -61,7 +62,7 @@ class SASRecBackbone(nn.Module):
         self.max_len = max_len
         self.position = nn.Embedding(max_len, embedding_dim)
         nn.init.normal_(self.position.weight, std=0.02)
-        self.input_norm, self.input_drop = nn.LayerNorm(embedding_dim), nn.Dropout(dropout)
+        self.input_norm, self.input_drop = nn.LayerNorm(embedding_dim), ByteDropout(dropout)
         self.blocks = nn.ModuleList(
             CausalSelfAttentionBlock(embedding_dim, num_heads, ffn_dim or 4 * embedding_dim, dropout)
             for _ in range(num_blocks)

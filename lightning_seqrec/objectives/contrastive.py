@@ -117,11 +117,22 @@ def sequence_representation(module, batch: dict) -> torch.Tensor:
     return module(trim_padding(batch))["hidden"][:, -1]
 
 
-def encode_windows(module, windows: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
-    """Representations `[n, d]` of training windows by id, encoded by `module` (gradients flow when enabled)."""
+def encode_windows(
+    module, windows: dict[str, torch.Tensor], ids: torch.Tensor, group_size: int | None = 64
+) -> torch.Tensor:
+    """Representations `[n, d]` of training windows by id, encoded by `module` (gradients flow when enabled).
+
+    Windows are encoded in groups of `group_size` of similar length (None: one group), each trimmed to its
+    longest window: randomly drawn positives are mostly short, and padding them all to the longest of the
+    draw made the positives' passes cost several times the training pass.
+    """
     ids = ids.to(next(iter(windows.values())).device)
     device = module.item_embedding.weight.device
-    return sequence_representation(module, {k: v[ids].to(device) for k, v in windows.items()})
+    if group_size is None or len(ids) <= group_size:
+        return sequence_representation(module, {k: v[ids].to(device) for k, v in windows.items()})
+    order = torch.argsort((windows["item_seq"][ids] > 0).sum(1), stable=True)
+    parts = [encode_windows(module, windows, ids[group], None) for group in order.split(group_size)]
+    return torch.cat(parts)[torch.argsort(order)]
 
 
 def input_windows(train_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
