@@ -138,7 +138,9 @@ class WeakPositiveMiner(L.Callback):
             out = np.empty((len(ids), pl_module.item_embedding.embedding_dim), dtype=np.float32)
             for start in range(0, len(ids), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                out[chunk] = encode_windows(pl_module, windows, torch.from_numpy(ids[chunk]), None).float().cpu().numpy()
+                out[chunk] = (
+                    encode_windows(pl_module, windows, torch.from_numpy(ids[chunk]), None).float().cpu().numpy()
+                )
             return out
         finally:
             pl_module.train(was_training)
