@@ -14,18 +14,10 @@ Writes benchmarks/results/ikea_table1.json (after every run, so an interrupted g
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from _common import RESULTS, use_shared_data, write_json
+from _common import use_shared_data
+from _grid import run_grid, summary
 
 # Table 1 rows: (name, loss, sampler, size, overrides). LSTM rows run the packaged experiments as they are.
 LSTM_ROWS = [
@@ -66,34 +58,6 @@ DATA = {
 COLUMNS = ("ndcg@10", "gini@10", "coverage@10", "hr@10")
 
 
-def run(overrides: list[str], seed: int, max_epochs: int, folder: Path, threads: int | None = None) -> dict:
-    """One `seqrec train` run; returns its test metrics and wall time."""
-    args = [
-        *overrides,
-        f"seed={seed}",
-        f"trainer.max_epochs={max_epochs}",
-        "trainer.enable_progress_bar=false",
-        "logger=none",
-        f"hydra.run.dir={folder}",
-    ]
-    start = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    command = [sys.executable, "-m", "lightning_seqrec.cli", "train", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"seqrec train {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    metrics = json.loads((folder / "test_metrics.json").read_text())
-    return {
-        "seconds": round(time.perf_counter() - start, 1),
-        **{k.removeprefix("test/"): v for k, v in metrics.items()},
-    }
-
-
-def summary(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    return f"{mean:.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["retailrocket", "beauty"], choices=sorted(DATA))
@@ -113,39 +77,19 @@ def main() -> None:
         for d in args.datasets
         for m, loss, sampler, size, o in rows
     ]
-    done = {}
-    path = RESULTS / f"{args.output}.json"
-    if args.resume and path.exists():
-        for row in json.loads(path.read_text())["results"]:
-            for r in row["runs"]:
-                done[(json.dumps(row["overrides"]), r["seed"])] = r
-    lock = threading.Lock()
-
-    def task(row: dict, seed: int, folder: Path) -> None:
-        key = (json.dumps(row["overrides"]), seed)
-        result = done.get(key) or {"seed": seed, **run(row["overrides"], seed, args.max_epochs, folder, args.threads)}
-        with lock:
-            done[key] = result
-            print(
-                f"{row['dataset']} {row['model']} {row['loss']} {row['sampler']} {row['size']} seed {seed}: "
-                + ", ".join(f"{c} {result[c]:.4f}" for c in COLUMNS)
-                + f" ({result['seconds']} s)",
-                flush=True,
-            )
-            for entry in table:
-                runs = [done.get((json.dumps(entry["overrides"]), s)) for s in args.seeds]
-                entry["runs"] = [r for r in runs if r is not None]
-            payload = {"args": vars(args), "command": " ".join(sys.argv), "results": table}
-            write_json(args.output, payload)  # after every run, so an interrupted grid keeps what it has
-
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        futures = [
-            pool.submit(task, row, seed, Path(tmp) / f"{i}-{seed}")
-            for i, row in enumerate(table)
-            for seed in args.seeds
-        ]
-        for future in futures:
-            future.result()
+    payload = {"args": vars(args), "command": " ".join(sys.argv)}
+    run_grid(
+        table,
+        args.seeds,
+        args.output,
+        payload,
+        lambda r: f"{r['dataset']} {r['model']} {r['loss']} {r['sampler']} {r['size']}",
+        COLUMNS,
+        common=(f"trainer.max_epochs={args.max_epochs}",),
+        jobs=args.jobs,
+        threads=args.threads,
+        resume=args.resume,
+    )
     print("\nTest metrics, mean ± sd over seeds " + ", ".join(map(str, args.seeds)))
     print(f"| dataset | model | loss | sampling | size | {' | '.join(COLUMNS)} |")
     print("|---" * (5 + len(COLUMNS)) + "|")
