@@ -170,7 +170,7 @@ def chain():
 
 def test_relative_contrastive_objective_feeds_the_formula(chain):
     dm, module, batch = chain
-    objective = RelativeContrastive(temperature=0.5, alpha=0.3)
+    objective = RelativeContrastive(temperature=0.5, alpha=0.3, normalize=False)
     objective.setup(dm)
     item_seq = dm.train_tensors["item_seq"].numpy()
     similarity = NgramJaccard(item_seq, 2)
@@ -214,7 +214,7 @@ def test_relative_contrastive_objective_feeds_the_formula(chain):
 
 def test_supervised_contrastive_uses_same_target_positives(chain):
     dm, module, batch = chain
-    objective = SupervisedContrastive(temperature=0.5)
+    objective = SupervisedContrastive(temperature=0.5, normalize=False)
     objective.setup(dm)
     torch.manual_seed(5)
     loss = objective(module(batch), batch, module)

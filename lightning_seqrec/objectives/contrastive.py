@@ -4,7 +4,7 @@ contrastive with same-target positives (DuoRec) and the weighted relative contra
 The contrasted representation is the backbone's last hidden state `h = module(batch)["hidden"][:, -1]`, the
 vector the model scores items with, with no projection head: as in DuoRec and RCL the loss shapes the very
 space used for ranking (a SimCLR-style head would let it act on a space the scorer never sees). Similarities
-are dot products / τ (`normalize=True`: cosines / τ). Mix with the main loss as `L = L_rec + λ·L_aux`,
+are cosines / τ (`normalize=False`: dot products / τ). Mix with the main loss as `L = L_rec + λ·L_aux`,
 λ = the objective's `weight`. Negatives are the other entries of the step (anchors and encoded views, not
 gathered across DDP ranks); entries with the anchor's target are never its negatives.
 """
@@ -147,9 +147,13 @@ def _numpy_rng() -> np.random.Generator:
 
 # ----------------------------------------------------------------- objectives
 class ContrastiveObjective(Objective):
-    """Shared settings of the contrastive objectives: temperature τ and dot (default) or cosine similarity."""
+    """Shared settings of the contrastive objectives: temperature τ and cosine (default) or dot similarity.
 
-    def __init__(self, weight: float = 0.1, temperature: float = 1.0, normalize: bool = False):
+    Cosine with τ = 0.1 is the default because with dot products and τ = 1 (DuoRec's setting) SASRec with CE on
+    Beauty stalls at validation NDCG@10 ~0.009 (measured for both RCL and supervised contrastive).
+    """
+
+    def __init__(self, weight: float = 0.1, temperature: float = 0.1, normalize: bool = True):
         super().__init__(weight)
         if temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}.")
@@ -161,7 +165,7 @@ class InBatchInfoNCE(ContrastiveObjective):
     negatives. `mask_same_target` drops same-target sequences from the negatives (False: the plain loss)."""
 
     def __init__(
-        self, weight: float = 0.1, temperature: float = 1.0, normalize: bool = False, mask_same_target: bool = True
+        self, weight: float = 0.1, temperature: float = 0.1, normalize: bool = True, mask_same_target: bool = True
     ):
         super().__init__(weight, temperature, normalize)
         self.mask_same_target = mask_same_target
@@ -180,8 +184,8 @@ class CL4SRec(ContrastiveObjective):
     def __init__(
         self,
         weight: float = 0.1,
-        temperature: float = 1.0,
-        normalize: bool = False,
+        temperature: float = 0.1,
+        normalize: bool = True,
         crop_ratio: float = 0.2,
         mask_ratio: float = 0.7,
         reorder_ratio: float = 0.2,
@@ -203,7 +207,7 @@ class WindowContrastiveObjective(ContrastiveObjective):
     """A contrastive objective whose positives are other training windows, fetched by window id from the
     datamodule's train tensors (`setup`) and encoded by the same module in the same step."""
 
-    def __init__(self, weight: float = 0.1, temperature: float = 1.0, normalize: bool = False):
+    def __init__(self, weight: float = 0.1, temperature: float = 0.1, normalize: bool = True):
         super().__init__(weight, temperature, normalize)
         self.windows: dict[str, torch.Tensor] | None = None
         self.targets: np.ndarray | None = None
@@ -252,7 +256,7 @@ class RelativeContrastive(WindowContrastiveObjective):
     from the miner's measure, for every pair in the step. Without a mined table only the strong term is used.
     """
 
-    def __init__(self, weight: float = 0.1, temperature: float = 1.0, alpha: float = 0.05, normalize: bool = False):
+    def __init__(self, weight: float = 0.1, temperature: float = 0.1, alpha: float = 0.05, normalize: bool = True):
         super().__init__(weight, temperature, normalize)
         if not 0 < alpha <= 1:
             raise ConfigError(

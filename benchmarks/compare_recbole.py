@@ -1,0 +1,221 @@
+"""Side-by-side with RecBole 1.2.1: SASRec with matched settings on the same data and machine, in one run.
+
+    python benchmarks/compare_recbole.py --datasets ml-100k beauty
+
+Settings on both sides: 64 dims, 2 blocks, 2 heads, FFN 256, dropout 0.5, max length 50, full-softmax CE, Adam(W)
+lr 1e-3, early stopping on validation NDCG@10 with patience 10, RecBole's leave-one-out full-ranking evaluation
+without seen-item filtering. Both read the same interactions: ours are written to a RecBole atomic file whose
+timestamp column is each row's rank in our chronological order, so both sides split identically. What differs
+is each library's own way of training: RecBole makes every prefix of a user's history a sample (batch 2048,
+loss at the last position); ours cuts histories into max-length windows and predicts every next item of a
+window (batch 128 windows). Each side runs in a fresh process that reports its own peak memory (VmHWM).
+
+RecBole needs its own virtual environment (as of now it needs setuptools<81, numpy<2, pandas<2.3 and, for
+scipy's removed `.A`, scipy<1.14 on Python 3.11); create it next to the repository with
+
+    python -m venv ../recbole-venv
+    ../recbole-venv/bin/pip install torch==2.13.0
+    ../recbole-venv/bin/pip install recbole==1.2.1 "setuptools<81" "numpy<2" "pandas<2.3" "scipy<1.14"
+
+Prints the table and writes benchmarks/results/compare_recbole.json (after each dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, peak_rss_mb, use_shared_data, write_json
+
+MATCHED = dict(embedding_dim=64, max_len=50, num_blocks=2, num_heads=2, ffn_dim=256, dropout=0.5)
+
+
+def write_atomic_file(dataset: str, folder: Path) -> dict:
+    """Our interactions of `dataset` as RecBole's `<folder>/<dataset>/<dataset>.inter`; the timestamp is the row's
+    rank in our (user, time, file order) sort, so RecBole's time ordering reproduces ours exactly."""
+    from lightning_seqrec.data import SeqRecDataModule
+
+    dm = SeqRecDataModule(dataset, max_len=MATCHED["max_len"])
+    data = dm.filtered(dm.read()).sorted().frame
+    target = folder / dataset
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / f"{dataset}.inter", "w") as f:
+        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        for user, item, rank in zip(data["user_id"], data["item_id"], range(len(data)), strict=True):
+            f.write(f"{user}\t{item}\t{rank}\n")
+    return {"interactions": len(data), "users": int(data["user_id"].nunique()), "items": int(data["item_id"].nunique())}
+
+
+def run_ours(dataset: str, seed: int, patience: int, max_epochs: int) -> dict:
+    """Our SASRec with the matched settings; validation NDCG@10 after every epoch with the wall time since fit
+    started, the test metrics of the best checkpoint and this process's peak memory."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+    from lightning_seqrec import SASRec
+    from lightning_seqrec.data import SeqRecDataModule
+
+    class Trace(Callback):
+        def __init__(self):
+            self.epoch_seconds, self.validations = [], []
+
+        def on_fit_start(self, trainer, module):
+            self.fit_start = time.perf_counter()
+
+        def on_train_epoch_start(self, trainer, module):
+            self.epoch_start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):
+            self.epoch_seconds.append(time.perf_counter() - self.epoch_start)
+
+        def on_validation_epoch_end(self, trainer, module):
+            ndcg = float(trainer.callback_metrics["val/ndcg@10"])
+            seconds = time.perf_counter() - self.fit_start
+            self.validations.append({"epoch": trainer.current_epoch, "seconds": seconds, "ndcg@10": ndcg})
+            print(f"ours epoch {trainer.current_epoch}: valid ndcg@10 {ndcg:.4f} at {seconds:.1f}s", flush=True)
+
+    L.seed_everything(seed, workers=True)
+    start = time.perf_counter()
+    dm = SeqRecDataModule(dataset, max_len=MATCHED["max_len"], batch_size=128, eval_batch_size=512, seed=seed)
+    dm.setup()
+    prepare_seconds = time.perf_counter() - start
+    module = SASRec(dm.num_items, **MATCHED, lr=1e-3, mask_seen=False, seed=seed)
+    trace = Trace()
+    with tempfile.TemporaryDirectory() as tmp:
+        best = ModelCheckpoint(dirpath=tmp, monitor="val/ndcg@10", mode="max", save_top_k=1)
+        trainer = L.Trainer(
+            max_epochs=max_epochs,
+            callbacks=[best, EarlyStopping("val/ndcg@10", mode="max", patience=patience), trace],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(module, dm)
+        fit_seconds = time.perf_counter() - trace.fit_start
+        test = trainer.test(module, dm, ckpt_path=best.best_model_path, verbose=False)[0]
+    return {
+        "library": "lightning-seqrec",
+        "prepare_seconds": prepare_seconds,
+        "fit_seconds": fit_seconds,
+        "epoch_seconds": trace.epoch_seconds,
+        "validations": trace.validations,
+        "best_valid_ndcg@10": float(best.best_model_score),
+        "test": {"hr@10": test["test/hr@10"], "ndcg@10": test["test/ndcg@10"]},
+        "peak_rss_mb": peak_rss_mb(),
+        "train_sequences": len(dm.train_tensors["item_seq"]),
+    }
+
+
+def seconds_to_reach(validations: list[dict], target: float) -> float | None:
+    """Wall time since fit start of the first validation at or above `target` (None: never reached)."""
+    return next((v["seconds"] for v in validations if v["ndcg@10"] >= target), None)
+
+
+def child(command: list[str], out: Path, env: dict) -> dict:
+    result = subprocess.run(command, env=env, text=True, capture_output=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return json.loads(out.read_text())
+
+
+def compare(dataset: str, args, tmp: Path) -> dict:
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+    stats = write_atomic_file(dataset, tmp)
+    recbole_out = tmp / f"{dataset}-recbole.json"
+    recbole = child(
+        [
+            args.recbole_python,
+            str(REPO / "benchmarks" / "recbole_side.py"),
+            f"--data-path={tmp}",
+            f"--dataset={dataset}",
+            f"--out={recbole_out}",
+            f"--epochs={args.max_epochs}",
+            f"--stopping-step={args.patience}",
+            f"--seed={args.seed}",
+        ],
+        recbole_out,
+        env,
+    )
+    ours_out = tmp / f"{dataset}-ours.json"
+    ours = child(
+        [
+            sys.executable,
+            __file__,
+            f"--ours={dataset}",
+            f"--out={ours_out}",
+            f"--seed={args.seed}",
+            f"--patience={args.patience}",
+            f"--max-epochs={args.max_epochs}",
+        ],
+        ours_out,
+        env,
+    )
+    target = recbole["best_valid_ndcg@10"]
+    recbole_best = max(recbole["validations"], key=lambda v: v["ndcg@10"])
+    rows = {}
+    for side, result, to_best in (
+        ("recbole", recbole, recbole_best["seconds"]),
+        ("ours", ours, seconds_to_reach(ours["validations"], target)),
+    ):
+        rows[side] = {
+            **result,
+            "seconds_per_epoch": sum(result["epoch_seconds"]) / len(result["epoch_seconds"]),
+            "seconds_to_recbole_best_valid": to_best,
+        }
+    return {"dataset": dataset, "data": stats, "recbole_best_valid_ndcg@10": target, **rows}
+
+
+def print_table(rows: list[dict]) -> None:
+    print("\n| dataset | library | s/epoch | s to RecBole's best valid NDCG@10 | peak MB | test HR@10 | test NDCG@10 |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        for side in ("recbole", "ours"):
+            r = row[side]
+            reach = r["seconds_to_recbole_best_valid"]
+            print(
+                f"| {row['dataset']} | {side} | {r['seconds_per_epoch']:.1f} | "
+                f"{'not reached' if reach is None else f'{reach:.0f}'} | {r['peak_rss_mb']:.0f} | "
+                f"{r['test']['hr@10']:.4f} | {r['test']['ndcg@10']:.4f} |"
+            )
+        ours, recbole = row["ours"], row["recbole"]
+        if ours["seconds_to_recbole_best_valid"]:
+            speedup = recbole["seconds_to_recbole_best_valid"] / ours["seconds_to_recbole_best_valid"]
+            memory = recbole["peak_rss_mb"] / ours["peak_rss_mb"]
+            print(f"| {row['dataset']} | ours vs RecBole | | {speedup:.1f}x faster | {memory:.1f}x less | | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["ml-100k", "beauty"])
+    parser.add_argument("--recbole-python", default=str(REPO.parent / "recbole-venv" / "bin" / "python"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--max-epochs", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both sides")
+    parser.add_argument("--output", default="compare_recbole")
+    parser.add_argument("--ours", help=argparse.SUPPRESS)  # internal: run our side of one dataset
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    use_shared_data()
+    if args.ours:
+        Path(args.out).write_text(json.dumps(run_ours(args.ours, args.seed, args.patience, args.max_epochs)))
+        return
+    if not Path(args.recbole_python).exists():
+        raise SystemExit(f"No RecBole environment at {args.recbole_python}; create it as this script's docstring says.")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in args.datasets:
+            rows.append(compare(dataset, args, Path(tmp)))
+            write_json(args.output, {"args": vars(args), "command": " ".join(sys.argv), "results": rows})
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
