@@ -31,35 +31,45 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from _common import REPO, peak_rss_mb, use_shared_data, write_json
 
 MATCHED = dict(embedding_dim=64, max_len=50, num_blocks=2, num_heads=2, ffn_dim=256, dropout=0.5)
 
 
-def write_atomic_file(dataset: str, folder: Path) -> dict:
-    """Our interactions of `dataset` as RecBole's `<folder>/<dataset>/<dataset>.inter`; the timestamp is the row's
-    rank in our (user, time, file order) sort, so RecBole's time ordering reproduces ours exactly."""
+ATOMIC_COLUMNS = {"user_id": "user_id:token", "item_id": "item_id:token", "timestamp": "timestamp:float"}
+
+
+def write_atomic_file(dataset: str, folder: Path, max_users: int | None = None) -> tuple[Path, dict]:
+    """Our interactions of `dataset` (the first `max_users` users, for a quick check) as a RecBole atomic file
+    `<folder>/seqrec_<dataset>/seqrec_<dataset>.inter`, which both sides then read. The timestamp is the row's
+    rank in our (user, time, file order) sort, so RecBole's time ordering reproduces ours exactly, ties included."""
     from lightning_seqrec.data import SeqRecDataModule
 
     dm = SeqRecDataModule(dataset, max_len=MATCHED["max_len"])
     data = dm.filtered(dm.read()).sorted().frame
-    target = folder / dataset
-    target.mkdir(parents=True, exist_ok=True)
-    with open(target / f"{dataset}.inter", "w") as f:
-        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
-        for user, item, rank in zip(data["user_id"], data["item_id"], range(len(data)), strict=True):
-            f.write(f"{user}\t{item}\t{rank}\n")
-    return {"interactions": len(data), "users": int(data["user_id"].nunique()), "items": int(data["item_id"].nunique())}
+    if max_users:
+        data = data[data["user_id"].isin(data["user_id"].unique()[:max_users])]
+    name = "seqrec_" + dataset.replace("-", "_")  # not RecBole's own name: it would load its bundled example copy
+    path = folder / name / f"{name}.inter"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = data[["user_id", "item_id"]].assign(timestamp=np.arange(len(data)))
+    table.rename(columns=ATOMIC_COLUMNS).to_csv(path, sep="\t", index=False)
+    return path, {
+        "interactions": len(data),
+        "users": int(data["user_id"].nunique()),
+        "items": int(data["item_id"].nunique()),
+    }
 
 
-def run_ours(dataset: str, seed: int, patience: int, max_epochs: int) -> dict:
+def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int) -> dict:
     """Our SASRec with the matched settings; validation NDCG@10 after every epoch with the wall time since fit
     started, the test metrics of the best checkpoint and this process's peak memory."""
     import lightning as L
     from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
     from lightning_seqrec import SASRec
-    from lightning_seqrec.data import SeqRecDataModule
+    from lightning_seqrec.data import SeqRecDataModule, read_table
 
     class Trace(Callback):
         def __init__(self):
@@ -74,7 +84,7 @@ def run_ours(dataset: str, seed: int, patience: int, max_epochs: int) -> dict:
         def on_train_epoch_end(self, trainer, module):
             self.epoch_seconds.append(time.perf_counter() - self.epoch_start)
 
-        def on_validation_epoch_end(self, trainer, module):
+        def on_validation_end(self, trainer, module):  # after the module has logged this epoch's metrics
             ndcg = float(trainer.callback_metrics["val/ndcg@10"])
             seconds = time.perf_counter() - self.fit_start
             self.validations.append({"epoch": trainer.current_epoch, "seconds": seconds, "ndcg@10": ndcg})
@@ -82,7 +92,8 @@ def run_ours(dataset: str, seed: int, patience: int, max_epochs: int) -> dict:
 
     L.seed_everything(seed, workers=True)
     start = time.perf_counter()
-    dm = SeqRecDataModule(dataset, max_len=MATCHED["max_len"], batch_size=128, eval_batch_size=512, seed=seed)
+    data = read_table(inter_path, columns=ATOMIC_COLUMNS, sep="\t")
+    dm = SeqRecDataModule(data, max_len=MATCHED["max_len"], batch_size=128, eval_batch_size=512, seed=seed)
     dm.setup()
     prepare_seconds = time.perf_counter() - start
     module = SASRec(dm.num_items, **MATCHED, lr=1e-3, mask_seen=False, seed=seed)
@@ -119,7 +130,8 @@ def seconds_to_reach(validations: list[dict], target: float) -> float | None:
 
 
 def child(command: list[str], out: Path, env: dict) -> dict:
-    result = subprocess.run(command, env=env, text=True, capture_output=True)
+    """Run one side in a fresh process (in the output's folder: RecBole writes log folders into its cwd)."""
+    result = subprocess.run(command, env=env, text=True, capture_output=True, cwd=out.parent)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     return json.loads(out.read_text())
@@ -127,14 +139,14 @@ def child(command: list[str], out: Path, env: dict) -> dict:
 
 def compare(dataset: str, args, tmp: Path) -> dict:
     env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
-    stats = write_atomic_file(dataset, tmp)
+    inter_path, stats = write_atomic_file(dataset, tmp, args.max_users)
     recbole_out = tmp / f"{dataset}-recbole.json"
     recbole = child(
         [
             args.recbole_python,
             str(REPO / "benchmarks" / "recbole_side.py"),
             f"--data-path={tmp}",
-            f"--dataset={dataset}",
+            f"--dataset={inter_path.stem}",
             f"--out={recbole_out}",
             f"--epochs={args.max_epochs}",
             f"--stopping-step={args.patience}",
@@ -148,7 +160,7 @@ def compare(dataset: str, args, tmp: Path) -> dict:
         [
             sys.executable,
             __file__,
-            f"--ours={dataset}",
+            f"--ours={inter_path}",
             f"--out={ours_out}",
             f"--seed={args.seed}",
             f"--patience={args.patience}",
@@ -200,7 +212,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both sides")
     parser.add_argument("--output", default="compare_recbole")
-    parser.add_argument("--ours", help=argparse.SUPPRESS)  # internal: run our side of one dataset
+    parser.add_argument("--max-users", type=int, default=None, help="only the first N users (a quick check)")
+    parser.add_argument("--ours", help=argparse.SUPPRESS)  # internal: run our side on this atomic file
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     use_shared_data()

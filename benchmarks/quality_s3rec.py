@@ -56,7 +56,7 @@ class EpochTimer(Callback):
     def on_train_epoch_end(self, trainer, module):
         self.times.append(time.perf_counter() - self._start)
 
-    def on_validation_epoch_end(self, trainer, module):
+    def on_validation_end(self, trainer, module):  # after the module has logged this epoch's metrics
         ndcg = trainer.callback_metrics.get("val/ndcg@10", float("nan"))
         print(
             f"epoch {trainer.current_epoch}: train {self.times[-1] if self.times else 0:.1f}s, "

@@ -45,7 +45,6 @@ def main() -> None:
         dataset=args.dataset,
         config_dict={
             "data_path": args.data_path,
-            "checkpoint_dir": str(Path(args.out).parent / "recbole_saved"),
             "USER_ID_FIELD": "user_id",
             "ITEM_ID_FIELD": "item_id",
             "TIME_FIELD": "timestamp",
@@ -95,15 +94,21 @@ def main() -> None:
 
     trainer._train_epoch = timed_train_epoch
     validations: list[dict] = []
+    best_state: dict = {}
     fit_start = time.perf_counter()
 
     def record(epoch: int, score: float) -> None:
         validations.append({"epoch": epoch, "seconds": time.perf_counter() - fit_start, "ndcg@10": float(score)})
+        if score >= max(v["ndcg@10"] for v in validations):  # as RecBole: a tie replaces the best
+            best_state.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         print(f"recbole epoch {epoch}: train {epoch_seconds[-1]:.1f}s, valid ndcg@10 {score:.4f}", flush=True)
 
-    best_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=record)
+    # saved=False: the best weights are kept in memory, since reloading RecBole's pickled checkpoint fails
+    # under torch's weights_only default.
+    best_score, _ = trainer.fit(train_data, valid_data, saved=False, show_progress=False, callback_fn=record)
     fit_seconds = time.perf_counter() - fit_start
-    test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    model.load_state_dict(best_state)
+    test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     result = {
         "library": "recbole",
         "prepare_seconds": prepare_seconds,
