@@ -8,8 +8,9 @@ lengths of at least 5, increasing timestamps), so generation never holds the log
 runs in a fresh process reading that file, so peak memory (VmHWM) is the preparation's or the training's own:
 read -> vocabulary -> chronological sort -> leave-one-out split -> padded tensors, exactly `SeqRecDataModule`.
 Training: SASRec (64 dims, 2 blocks, max_len 50, batch 128) with `SampledSoftmax` (256 shared uniform
-negatives), AdamW, timed over optimiser steps after warm-up. FAISS retrieval over 1M items is measured by
-benchmarks/ann_retrieval.py. Writes benchmarks/results/scale.json.
+negatives), timed over optimiser steps after warm-up, once with a dense item table (AdamW updates every row) and
+once with `sparse_item_grad=True` (`SparseAwareAdamW` updates only the rows a step touched). FAISS retrieval
+over 1M items is measured by benchmarks/ann_retrieval.py. Writes benchmarks/results/scale.json.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def prepare_child(path: str) -> dict:
     }
 
 
-def train_child(path: str, steps: int) -> dict:
+def train_child(path: str, steps: int, sparse: bool) -> dict:
     """Sampled-softmax SASRec training throughput on the log, in this (fresh) process."""
     import torch
     from speed import train_throughput
@@ -87,19 +88,23 @@ def train_child(path: str, steps: int) -> dict:
     dm = SeqRecDataModule("table", path=path, max_len=50, batch_size=128)
     dm.setup()
     prepared_mb = status_mb("VmRSS")
-    module = SASRec(dm.num_items, dropout=0.2, objectives={"ss": SampledSoftmax(num_negatives=256)})
+    objectives = {"ss": SampledSoftmax(num_negatives=256)}
+    module = SASRec(dm.num_items, dropout=0.2, objectives=objectives, sparse_item_grad=sparse)
     module.attach_data(dm)
     result = train_throughput(dm, module, steps)
     return {
         **result,
         "items": dm.num_items,
+        "sparse_item_grad": sparse,
         "peak_rss_mb": round(peak_rss_mb()),
         "rss_after_data_mb": round(prepared_mb),
         "threads": torch.get_num_threads(),
     }
 
 
-def in_child(*args: str) -> dict:
+def in_child(kind: str, path: Path, *options: str) -> dict:
+    """Run `prepare_child` / `train_child` on `path` in a fresh process and return its JSON line."""
+    args = ["--child", kind, str(path), *options]
     run = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"scale.py {' '.join(args)} failed:\n{run.stderr[-4000:]}")
@@ -112,11 +117,14 @@ def main() -> None:
     parser.add_argument("--catalogs", nargs="*", default=list(CATALOGS), choices=list(CATALOGS))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--workdir", default=None, help="where the generated parquet files go (default: a temp dir)")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # internal: (prepare|train, parquet path)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # (prepare|train|train-sparse, parquet path)
     args = parser.parse_args()
     if args.child:
         kind, path = args.child
-        print(json.dumps(prepare_child(path) if kind == "prepare" else train_child(path, args.steps)))
+        if kind == "prepare":
+            print(json.dumps(prepare_child(path)))
+        else:
+            print(json.dumps(train_child(path, args.steps, sparse=kind == "train-sparse")))
         return
     results: dict[str, list] = {"logs": [], "catalogs": []}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -128,7 +136,7 @@ def main() -> None:
                 "log": name,
                 **generated,
                 "parquet_mb": round(path.stat().st_size / 2**20),
-                **in_child("prepare", str(path)),
+                **in_child("prepare", path),
             }
             path.unlink()
             results["logs"].append(row)
@@ -138,11 +146,12 @@ def main() -> None:
             users, items, rows = CATALOGS[name]
             path = Path(tmp) / f"catalog-{name}.parquet"
             generate_log(path, users, items, rows)
-            row = {"catalog": name, "interactions": rows, **in_child("train", str(path), "--steps", str(args.steps))}
+            for kind in ("train", "train-sparse"):  # dense AdamW over the whole table, then lazy sparse rows
+                row = {"catalog": name, "interactions": rows, **in_child(kind, path, "--steps", str(args.steps))}
+                results["catalogs"].append(row)
+                print(json.dumps(row), flush=True)
+                write_json("scale", {"command": " ".join(sys.argv), "results": results})
             path.unlink()
-            results["catalogs"].append(row)
-            print(json.dumps(row), flush=True)
-            write_json("scale", {"command": " ".join(sys.argv), "results": results})
     print("\n| log | rows | users | items | generate s | prepare s | peak RSS MB (above imports) |")
     print("|---|---|---|---|---|---|---|")
     for r in results["logs"]:
@@ -150,11 +159,12 @@ def main() -> None:
             f"| {r['log']} | {r['rows']:,} | {r['users']:,} | {r['items']:,} | {r['generate_seconds']} | "
             f"{r['prepare_seconds']} | {r['peak_rss_mb']:,} ({r['peak_rss_above_imports_mb']:,}) |"
         )
-    print("\n| catalog | items | positions / s | peak RSS MB | threads |")
-    print("|---|---|---|---|---|")
+    print("\n| catalog | items | item-table update | positions / s | peak RSS MB | threads |")
+    print("|---|---|---|---|---|---|")
     for r in results["catalogs"]:
+        update = "sparse rows" if r["sparse_item_grad"] else "dense AdamW"
         print(
-            f"| {r['catalog']} | {r['items']:,} | {r['positions_per_second']:,} | {r['peak_rss_mb']:,} "
+            f"| {r['catalog']} | {r['items']:,} | {update} | {r['positions_per_second']:,} | {r['peak_rss_mb']:,} "
             f"| {r['threads']} |"
         )
 

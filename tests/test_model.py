@@ -51,6 +51,9 @@ class Stub:
         self.item_embedding = torch.nn.Embedding.from_pretrained(weight, freeze=False)
         self.num_items = weight.shape[0] - 1
 
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item_embedding(items)
+
 
 def objective_inputs(seed=0, n_items=6, d=4):
     g = torch.Generator().manual_seed(seed)

@@ -16,6 +16,7 @@ from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.metrics import RankingEvaluator
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
+from lightning_seqrec.optim import SparseAwareAdamW
 
 
 class SeqRecModule(L.LightningModule):
@@ -44,6 +45,7 @@ class SeqRecModule(L.LightningModule):
         scoring: str = "dot",
         pretrained_embeddings: torch.Tensor | None = None,
         freeze_embeddings: bool = False,
+        sparse_item_grad: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["objectives", "pretrained_embeddings"])
@@ -62,7 +64,7 @@ class SeqRecModule(L.LightningModule):
             "scoring": scoring,
             "freeze_embeddings": freeze_embeddings,
         }
-        self.item_embedding = nn.Embedding(num_items + 1, embedding_dim, padding_idx=0)
+        self.item_embedding = nn.Embedding(num_items + 1, embedding_dim, padding_idx=0, sparse=sparse_item_grad)
         nn.init.normal_(self.item_embedding.weight, std=0.02)  # small scale: N(0,1) makes CE crawl
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
@@ -81,6 +83,13 @@ class SeqRecModule(L.LightningModule):
         bad = {k: type(v).__name__ for k, v in objectives.items() if not isinstance(v, Objective)}
         if bad:
             raise ConfigError(f"Objectives must subclass lightning_seqrec.objectives.Objective; got {bad}.")
+        dense = [k for k, v in objectives.items() if not v.sparse_item_grad]
+        if sparse_item_grad and dense:
+            raise ConfigError(
+                f"sparse_item_grad=true needs objectives that touch only some item rows (sampled softmax, BCE, "
+                f"contrastive); {dense} use the whole item table. Use objective=sampled_softmax or "
+                "sparse_item_grad=false."
+            )
         self.objectives = nn.ModuleDict(objectives)
         self.vocab: ItemVocab | None = None
         self.item_titles: dict = {}
@@ -99,6 +108,11 @@ class SeqRecModule(L.LightningModule):
         mask = item_seq > 0
         hidden = self.backbone(self.item_embedding(item_seq), mask, batch)
         return {"hidden": hidden, "mask": mask}
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """Embeddings of item indices `items`, for objectives that touch a few rows of the table: with
+        `sparse_item_grad` their gradient is sparse, so `SparseAwareAdamW` updates only those rows."""
+        return F.embedding(items, self.item_embedding.weight, sparse=self.item_embedding.sparse)
 
     def score_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of hidden states `[..., d]` against every item `[..., N+1]` (dot products, or cosines when
@@ -182,7 +196,8 @@ class SeqRecModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # Identical to AdamW for dense gradients; rows of a sparse item table are updated lazily.
+        return SparseAwareAdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["seqrec"] = {

@@ -14,6 +14,8 @@ class Objective(nn.Module):
     objectives that need data statistics (item popularity, strong positives).
     """
 
+    sparse_item_grad = False  # True: touches item rows only through `module.item_vectors` (sparse-table safe)
+
     def __init__(self, weight: float = 1.0):
         super().__init__()
         self.weight = weight

@@ -153,6 +153,8 @@ class ContrastiveObjective(Objective):
     Beauty stalls at validation NDCG@10 ~0.009 (measured for both RCL and supervised contrastive).
     """
 
+    sparse_item_grad = True  # items enter only through the module's embedding lookup
+
     def __init__(self, weight: float = 0.1, temperature: float = 0.1, normalize: bool = True):
         super().__init__(weight)
         if temperature <= 0:

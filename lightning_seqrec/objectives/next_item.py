@@ -62,6 +62,8 @@ class SampledSoftmax(Objective):
     masked, so the target is never its own negative.
     """
 
+    sparse_item_grad = True
+
     def __init__(
         self,
         weight: float = 1.0,
@@ -80,9 +82,8 @@ class SampledSoftmax(Objective):
     def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
         hidden, target = next_item_positions(outputs, batch)
         negatives, log_q = self.sampler.sample((self.num_negatives,), module.num_items, hidden.device)
-        emb = module.item_embedding.weight
-        pos = (hidden * emb[target]).sum(-1, keepdim=True)
-        neg = hidden @ emb[negatives].T
+        pos = (hidden * module.item_vectors(target)).sum(-1, keepdim=True)
+        neg = hidden @ module.item_vectors(negatives).T
         if self.logq_correction and log_q is not None:
             pos = pos - self.sampler.probs.to(hidden.device)[target].log()[:, None]
             neg = neg - log_q[None, :]
@@ -97,6 +98,8 @@ class BinaryCrossEntropy(Objective):
     The original SASRec loss (one negative). It is much weaker than full CE; kept for comparisons.
     """
 
+    sparse_item_grad = True
+
     def __init__(self, weight: float = 1.0, num_negatives: int = 1):
         super().__init__(weight)
         self.num_negatives = num_negatives
@@ -104,8 +107,7 @@ class BinaryCrossEntropy(Objective):
     def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
         hidden, target = next_item_positions(outputs, batch)
         negatives = torch.randint(1, module.num_items + 1, (len(target), self.num_negatives), device=hidden.device)
-        emb = module.item_embedding.weight
-        pos = (hidden * emb[target]).sum(-1)
-        neg = torch.einsum("md,mkd->mk", hidden, emb[negatives])
+        pos = (hidden * module.item_vectors(target)).sum(-1)
+        neg = torch.einsum("md,mkd->mk", hidden, module.item_vectors(negatives))
         valid = negatives != target[:, None]
         return (F.softplus(-pos) + (F.softplus(neg) * valid).sum(-1)).mean()
