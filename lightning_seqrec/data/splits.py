@@ -47,11 +47,11 @@ def leave_one_out(seqs: Sequences) -> Split:
     if len(rows) == 0:
         raise DataError("Leave-one-out needs users with at least 3 interactions; this data has none.")
     lengths = seqs.lengths[rows]
-    return Split(
-        train=seqs.select(rows, end_offset=2),
-        valid=_eval_set(seqs, rows, lengths - 2),
-        test=_eval_set(seqs, rows, lengths - 1),
-    )
+    train = seqs.select(rows, end_offset=2)
+    # The validation history is exactly the training sequence: share it instead of a second copy (at 100M
+    # interactions that copy is 1.6 GB).
+    valid = EvalSet(history=train, targets=seqs.items[seqs.indptr[:-1][rows] + lengths - 2])
+    return Split(train=train, valid=valid, test=_eval_set(seqs, rows, lengths - 1))
 
 
 def _resolve_cutoff(times: np.ndarray, cutoff: float) -> float:
