@@ -16,11 +16,11 @@ from lightning_seqrec.metrics.ranking import NDCG, target_ranks
 class DiversityMetrics(L.Callback):
     """Measures accuracy and diversity of the top-`k` lists at the end of each validation / test epoch.
 
-    Each evaluation batch is scored once more through `module.score(batch)` (the evaluation path, seen items
-    masked as configured), so the callback works with any module and k. Metrics are logged as
-    `<stage>/diversity/{ndcg,gini,coverage}@k`; the plot goes to `output_dir` (default: the trainer's log
-    directory) as `exposure_<stage>_epoch<NNN>.png`. `update`/`compute`/`save_plot` also work by hand on
-    top-k lists built elsewhere.
+    It reuses the ranks and top-k lists a `SeqRecModule` evaluation step returns (no second scoring pass); for
+    other modules, or a k above the module's largest cutoff, it scores the batch through `module.score(batch)`.
+    Metrics are logged as `<stage>/diversity/{ndcg,gini,coverage}@k`; the plot goes to `output_dir` (default:
+    the trainer's log directory) as `exposure_<stage>_epoch<NNN>.png`. `update`/`compute`/`save_plot` also
+    work by hand on top-k lists built elsewhere.
     """
 
     def __init__(self, k: int = 10, num_items: int | None = None, output_dir: str | None = None, plot: bool = True):
@@ -75,9 +75,13 @@ class DiversityMetrics(L.Callback):
         self.reset(pl_module.num_items, pl_module.device)
 
     @torch.no_grad()
-    def _batch(self, pl_module: L.LightningModule, batch: dict) -> None:
+    def _batch(self, pl_module: L.LightningModule, batch: dict, outputs) -> None:
+        k = min(self.k, pl_module.num_items)
+        if isinstance(outputs, dict) and "topk_items" in outputs and outputs["topk_items"].shape[1] >= k:
+            self.update(outputs["topk_items"][:, :k], outputs["ranks"])  # the module's own ranking of this batch
+            return
         scores = pl_module.score(batch)
-        top_scores, top_index = scores[:, 1:].topk(min(self.k, pl_module.num_items), dim=1)
+        top_scores, top_index = scores[:, 1:].topk(k, dim=1)
         self.update(torch.where(top_scores == float("-inf"), 0, top_index + 1), target_ranks(scores, batch["target"]))
 
     def _end(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -97,7 +101,7 @@ class DiversityMetrics(L.Callback):
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if not trainer.sanity_checking:
-            self._batch(pl_module, batch)
+            self._batch(pl_module, batch, outputs)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
@@ -107,7 +111,7 @@ class DiversityMetrics(L.Callback):
         self._start(pl_module)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._batch(pl_module, batch)
+        self._batch(pl_module, batch, outputs)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         self._end(trainer, pl_module, "test")

@@ -45,3 +45,20 @@ def test_callback_logs_metrics_and_writes_the_png(tmp_path):
     assert callback.last_plot.name == "exposure_test_epoch001.png"
     assert callback.last_plot.read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "plots" / "exposure_val_epoch000.png").is_file()
+
+
+@pytest.mark.parametrize("k", [10, 50])
+def test_callback_reuses_the_modules_ranking_and_scores_itself_beyond_its_cutoffs(tmp_path, k):
+    """k=10 is within the module's cutoffs (5, 10, 20): no second scoring pass; k=50 is not: one per batch."""
+    dm = make_chain_datamodule()
+    model = tiny_sasrec(dm)
+    calls = []
+    score = model.score
+    model.score = lambda *a, **kw: calls.append(1) or score(*a, **kw)
+    callback = DiversityMetrics(k=k, plot=False)
+    trainer = quiet_trainer(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path)
+    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+    batches = len(dm.test_dataloader())
+    assert len(calls) == (batches if k == 10 else 2 * batches)
+    if k == 10:
+        assert metrics["test/diversity/coverage@10"] == pytest.approx(metrics["test/coverage@10"])

@@ -40,8 +40,9 @@ class RankingEvaluator(nn.Module):
         )
 
     @torch.no_grad()
-    def update(self, scores: Tensor, target: Tensor) -> None:
-        """Add a batch: `scores [B, N+1]` with masked entries already -inf, `target [B]` in 1..N."""
+    def update(self, scores: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Add a batch: `scores [B, N+1]` with masked entries already -inf, `target [B]` in 1..N. Returns the
+        targets' 0-based ranks `[B]` and the top-max(k) item lists `[B, K]` (0 = none), for callbacks to reuse."""
         if scores.dim() != 2 or scores.shape[1] != self.num_items + 1:
             raise ValueError(f"scores must be [B, {self.num_items + 1}] (N + 1 columns), got {tuple(scores.shape)}.")
         ranks = target_ranks(scores, target)
@@ -53,6 +54,7 @@ class RankingEvaluator(nn.Module):
             metric.update(topk_items)
         for metric in self.popularity_metrics.values():
             metric.update(ranks, target)
+        return ranks, topk_items
 
     def compute(self) -> dict[str, Tensor]:
         """Scalar per metric, keyed like "hr@10", "gini@10", "hr_tail@10"; synced across processes."""

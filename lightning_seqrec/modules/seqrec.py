@@ -174,8 +174,10 @@ class SeqRecModule(L.LightningModule):
         self.log("train/loss", total, prog_bar=True, batch_size=len(batch["item_seq"]))
         return total
 
-    def _eval_step(self, batch, stage: str) -> None:
-        self.evaluators[stage].update(self.score(batch), batch["target"])
+    def _eval_step(self, batch, stage: str) -> dict[str, torch.Tensor]:
+        """Score and rank a batch once; the ranks and top-k lists go to callbacks as the step's outputs."""
+        ranks, topk_items = self.evaluators[stage].update(self.score(batch), batch["target"])
+        return {"ranks": ranks, "topk_items": topk_items}
 
     def _eval_epoch_end(self, stage: str) -> None:
         metrics = self.evaluators[stage].compute()
@@ -184,13 +186,13 @@ class SeqRecModule(L.LightningModule):
             self.log(f"{stage}/{name}", value.float(), prog_bar=name == "ndcg@10")
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
+        return self._eval_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
+        return self._eval_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
