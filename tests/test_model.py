@@ -75,6 +75,19 @@ def test_full_cross_entropy_matches_formula_and_ignores_padding():
     assert torch.allclose(chunked, dense)
 
 
+def test_full_cross_entropy_follows_cosine_scoring():
+    outputs, batch, module = objective_inputs()
+    module.scoring = "cosine"
+    h = torch.nn.functional.normalize(outputs["hidden"][batch["target_seq"] > 0], dim=-1)
+    w = torch.nn.functional.normalize(module.item_embedding.weight, dim=-1)
+    targets = [2, 5, 1, 6]
+    logits = h @ w[1:].T / 0.5
+    manual = torch.stack([-logits[i, t - 1] + torch.logsumexp(logits[i], 0) for i, t in enumerate(targets)]).mean()
+    assert torch.allclose(FullCrossEntropy(temperature=0.5)(outputs, batch, module), manual)
+    chunked = FullCrossEntropy(temperature=0.5, chunk_size=3)(outputs, batch, module)
+    assert torch.allclose(chunked, manual)
+
+
 def test_chunked_cross_entropy_gradients_match_dense():
     g = torch.Generator().manual_seed(1)
     h = torch.randn(13, 5, dtype=torch.float64, requires_grad=True, generator=g)

@@ -15,16 +15,28 @@ class FullCrossEntropy(Objective):
 
     The strongest plain objective on public benchmarks. The padding row is not a class. Dense logits cost
     positions x catalog memory; `chunk_size` computes the same loss and gradients chunk by chunk instead
-    (see `chunked_cross_entropy`), and `SampledSoftmax` approximates it for very large catalogs.
+    (see `chunked_cross_entropy`), and `SampledSoftmax` approximates it for very large catalogs. Logits follow
+    the module's scoring, so training optimises the ranking that evaluation uses: dot products, or cosines /
+    `temperature` for a module with `scoring="cosine"`.
     """
 
-    def __init__(self, weight: float = 1.0, label_smoothing: float = 0.0, chunk_size: int | None = None):
+    def __init__(
+        self,
+        weight: float = 1.0,
+        label_smoothing: float = 0.0,
+        chunk_size: int | None = None,
+        temperature: float = 0.1,
+    ):
         super().__init__(weight)
-        self.label_smoothing, self.chunk_size = label_smoothing, chunk_size
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}.")
+        self.label_smoothing, self.chunk_size, self.temperature = label_smoothing, chunk_size, temperature
 
     def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
         hidden, target = next_item_positions(outputs, batch)
         items = module.item_embedding.weight[1:]  # class c = item c + 1
+        if getattr(module, "scoring", "dot") == "cosine":
+            hidden, items = F.normalize(hidden, dim=-1) / self.temperature, F.normalize(items, dim=-1)
         if self.chunk_size:
             return chunked_cross_entropy(hidden, items, target - 1, self.chunk_size, self.label_smoothing)
         return F.cross_entropy(hidden @ items.T, target - 1, label_smoothing=self.label_smoothing)
