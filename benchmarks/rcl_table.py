@@ -12,10 +12,11 @@ full-ranking NDCG@10, and writes benchmarks/results/rcl_table.json after every r
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 
-from _common import use_shared_data
+from _common import RESULTS, use_shared_data
 from _grid import run_grid, summary
 
 ROWS = [  # (dataset, backbone, objective, experiment)
@@ -33,6 +34,27 @@ PUBLISHED_RCL_NDCG10 = {"beauty": 0.0476, "sports": 0.0287}
 COLUMNS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 
 
+def print_table(table: list[dict], seeds: list[int]) -> None:
+    """Mean ± sd per row, NDCG@10 change against the backbone's CE row and against published RCL."""
+    print("\nTest metrics (S3-Rec protocol), mean ± sd over seeds " + ", ".join(map(str, seeds)))
+    print(f"| dataset | model | seeds | {' | '.join(COLUMNS)} | NDCG@10 vs CE | vs published RCL | seconds |")
+    print("|---" * (len(COLUMNS) + 6) + "|")
+    ndcg = {(r["dataset"], r["backbone"], r["objective"]): [x["ndcg@10"] for x in r["runs"]] for r in table}
+    for r in table:
+        if not r["runs"]:
+            continue
+        mean = statistics.fmean(ndcg[(r["dataset"], r["backbone"], r["objective"])])
+        ce = ndcg.get((r["dataset"], r["backbone"], "ce"))
+        vs_ce = f"{100 * (mean / statistics.fmean(ce) - 1):+.1f} %" if ce and r["objective"] != "ce" else ""
+        vs_paper = f"{100 * (mean / PUBLISHED_RCL_NDCG10[r['dataset']] - 1):+.1f} %"
+        cells = [summary([x[c] for x in r["runs"]]) for c in COLUMNS]
+        seconds = statistics.fmean(x["seconds"] for x in r["runs"])
+        print(
+            f"| {r['dataset']} | {r['backbone']} + {r['objective']} | {len(r['runs'])} | {' | '.join(cells)} "
+            f"| {vs_ce} | {vs_paper} | {seconds:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["beauty", "sports"], choices=["beauty", "sports"])
@@ -44,7 +66,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
+    parser.add_argument("--report", action="store_true", help="print the table of the results file and stop")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads((RESULTS / "rcl_table.json").read_text())
+        print_table(saved["results"], saved["args"]["seeds"])
+        return
     use_shared_data()
     table = [
         {"dataset": d, "backbone": b, "objective": o, "overrides": [f"experiment={e}"]}
@@ -63,23 +90,7 @@ def main() -> None:
         threads=args.threads,
         resume=args.resume,
     )
-    print("\nTest metrics (S3-Rec protocol), mean ± sd over seeds " + ", ".join(map(str, args.seeds)))
-    print(f"| dataset | model | {' | '.join(COLUMNS)} | NDCG@10 vs CE | vs published RCL | seconds |")
-    print("|---" * (len(COLUMNS) + 5) + "|")
-    ndcg = {(r["dataset"], r["backbone"], r["objective"]): [x["ndcg@10"] for x in r["runs"]] for r in table}
-    for r in table:
-        if not r["runs"]:
-            continue
-        mean = statistics.fmean(ndcg[(r["dataset"], r["backbone"], r["objective"])])
-        ce = ndcg.get((r["dataset"], r["backbone"], "ce"))
-        vs_ce = f"{100 * (mean / statistics.fmean(ce) - 1):+.1f} %" if ce and r["objective"] != "ce" else ""
-        vs_paper = f"{100 * (mean / PUBLISHED_RCL_NDCG10[r['dataset']] - 1):+.1f} %"
-        cells = [summary([x[c] for x in r["runs"]]) for c in COLUMNS]
-        seconds = statistics.fmean(x["seconds"] for x in r["runs"])
-        print(
-            f"| {r['dataset']} | {r['backbone']} + {r['objective']} | {' | '.join(cells)} | {vs_ce} | {vs_paper} "
-            f"| {seconds:.0f} |"
-        )
+    print_table(table, args.seeds)
 
 
 if __name__ == "__main__":
