@@ -67,6 +67,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
     parser.add_argument("--report", action="store_true", help="print the table of the results file and stop")
+    parser.add_argument(
+        "--override", action="append", default=[], help="extra `seqrec train` override for every run, e.g. trainer=gpu"
+    )
     args = parser.parse_args()
     if args.report:
         saved = json.loads((RESULTS / "rcl_table.json").read_text())
@@ -85,7 +88,11 @@ def main() -> None:
         {"args": vars(args), "command": " ".join(sys.argv), "published_rcl_ndcg@10": PUBLISHED_RCL_NDCG10},
         lambda r: f"{r['dataset']} {r['backbone']} + {r['objective']}",
         COLUMNS,
-        common=(f"trainer.max_epochs={args.max_epochs}", f"callbacks.early_stopping.patience={args.patience}"),
+        common=(
+            f"trainer.max_epochs={args.max_epochs}",
+            f"callbacks.early_stopping.patience={args.patience}",
+            *args.override,
+        ),
         jobs=args.jobs,
         threads=args.threads,
         resume=args.resume,
