@@ -66,29 +66,10 @@ def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int) -> dict
     """Our SASRec with the matched settings; validation NDCG@10 after every epoch with the wall time since fit
     started, the test metrics of the best checkpoint and this process's peak memory."""
     import lightning as L
-    from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+    from _fit import fit_and_test
 
     from lightning_seqrec import SASRec
     from lightning_seqrec.data import SeqRecDataModule, read_table
-
-    class Trace(Callback):
-        def __init__(self):
-            self.epoch_seconds, self.validations = [], []
-
-        def on_fit_start(self, trainer, module):
-            self.fit_start = time.perf_counter()
-
-        def on_train_epoch_start(self, trainer, module):
-            self.epoch_start = time.perf_counter()
-
-        def on_train_epoch_end(self, trainer, module):
-            self.epoch_seconds.append(time.perf_counter() - self.epoch_start)
-
-        def on_validation_end(self, trainer, module):  # after the module has logged this epoch's metrics
-            ndcg = float(trainer.callback_metrics["val/ndcg@10"])
-            seconds = time.perf_counter() - self.fit_start
-            self.validations.append({"epoch": trainer.current_epoch, "seconds": seconds, "ndcg@10": ndcg})
-            print(f"ours epoch {trainer.current_epoch}: valid ndcg@10 {ndcg:.4f} at {seconds:.1f}s", flush=True)
 
     L.seed_everything(seed, workers=True)
     start = time.perf_counter()
@@ -97,28 +78,15 @@ def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int) -> dict
     dm.setup()
     prepare_seconds = time.perf_counter() - start
     module = SASRec(dm.num_items, **MATCHED, lr=1e-3, mask_seen=False, seed=seed)
-    trace = Trace()
-    with tempfile.TemporaryDirectory() as tmp:
-        best = ModelCheckpoint(dirpath=tmp, monitor="val/ndcg@10", mode="max", save_top_k=1)
-        trainer = L.Trainer(
-            max_epochs=max_epochs,
-            callbacks=[best, EarlyStopping("val/ndcg@10", mode="max", patience=patience), trace],
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        )
-        trainer.fit(module, dm)
-        fit_seconds = time.perf_counter() - trace.fit_start
-        test = trainer.test(module, dm, ckpt_path=best.best_model_path, verbose=False)[0]
+    fit = fit_and_test(module, dm, max_epochs, patience, label="ours ")
     return {
         "library": "lightning-seqrec",
         "prepare_seconds": prepare_seconds,
-        "fit_seconds": fit_seconds,
-        "epoch_seconds": trace.epoch_seconds,
-        "validations": trace.validations,
-        "best_valid_ndcg@10": float(best.best_model_score),
-        "test": {"hr@10": test["test/hr@10"], "ndcg@10": test["test/ndcg@10"]},
+        "fit_seconds": fit.fit_seconds,
+        "epoch_seconds": fit.trace.epoch_seconds,
+        "validations": fit.trace.validations,
+        "best_valid_ndcg@10": fit.best_val_ndcg,
+        "test": {"hr@10": fit.test["test/hr@10"], "ndcg@10": fit.test["test/ndcg@10"]},
         "peak_rss_mb": peak_rss_mb(),
         "train_sequences": len(dm.train_tensors["item_seq"]),
     }

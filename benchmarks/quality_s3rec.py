@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 
 import lightning as L
 from _common import use_shared_data, write_json
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from _fit import fit_and_test
 
 from lightning_seqrec import GRU4Rec, SASRec
 from lightning_seqrec.data import AmazonBeauty, AmazonSports, AmazonToys, MovieLens1M, Yelp
@@ -44,54 +42,20 @@ MODELS = {
 }
 
 
-class EpochTimer(Callback):
-    """Wall time of each training epoch (validation excluded), printed with the validation NDCG@10."""
-
-    def __init__(self):
-        self.times = []
-
-    def on_train_epoch_start(self, trainer, module):
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, module):
-        self.times.append(time.perf_counter() - self._start)
-
-    def on_validation_end(self, trainer, module):  # after the module has logged this epoch's metrics
-        ndcg = trainer.callback_metrics.get("val/ndcg@10", float("nan"))
-        print(
-            f"epoch {trainer.current_epoch}: train {self.times[-1] if self.times else 0:.1f}s, "
-            f"val ndcg@10 {float(ndcg):.4f}",
-            flush=True,
-        )
-
-
 def run(model_name: str, args) -> dict:
     L.seed_everything(args.seed, workers=True)
     dm = DATASETS[args.dataset](max_len=args.max_len, batch_size=args.batch_size, eval_batch_size=512)
     dm.setup()
     module = MODELS[model_name](dm.num_items, args)
-    timer = EpochTimer()
-    with tempfile.TemporaryDirectory() as tmp:
-        best = ModelCheckpoint(dirpath=tmp, monitor="val/ndcg@10", mode="max", save_top_k=1)
-        trainer = L.Trainer(
-            max_epochs=args.max_epochs,
-            callbacks=[best, EarlyStopping("val/ndcg@10", mode="max", patience=args.patience), timer],
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        )
-        start = time.perf_counter()
-        trainer.fit(module, dm)
-        fit_seconds = time.perf_counter() - start
-        test = trainer.test(module, dm, ckpt_path=best.best_model_path, verbose=False)[0]
+    fit = fit_and_test(module, dm, args.max_epochs, args.patience)
+    seconds = fit.trace.epoch_seconds
     return {
         "model": model_name,
-        "epochs": trainer.current_epoch,
-        "best_val_ndcg@10": float(best.best_model_score),
-        "fit_seconds": round(fit_seconds, 1),
-        "seconds_per_epoch": round(sum(timer.times) / len(timer.times), 2),
-        "test": {k.removeprefix("test/"): round(v, 5) for k, v in test.items()},
+        "epochs": fit.epochs,
+        "best_val_ndcg@10": fit.best_val_ndcg,
+        "fit_seconds": round(fit.fit_seconds, 1),
+        "seconds_per_epoch": round(sum(seconds) / len(seconds), 2),
+        "test": {k.removeprefix("test/"): round(v, 5) for k, v in fit.test.items()},
     }
 
 
