@@ -21,15 +21,20 @@ from pathlib import Path
 from _common import RESULTS, write_json
 
 
-def train_run(overrides: list[str], seed: int, folder: Path, threads: int | None = None) -> dict:
-    """One `seqrec train` run in `folder`; its test metrics (without the `test/` prefix) and wall time."""
-    args = [*overrides, f"seed={seed}", "trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={folder}"]
+def train_run(
+    overrides: list[str], seed: int, folder: Path, threads: int | None = None, zoo: str | None = None
+) -> dict:
+    """One `seqrec train` run in `folder`; its test metrics (without the `test/` prefix) and wall time.
+
+    With `zoo`, the run is `seqrec zoo build <zoo> <overrides>`, which also writes that entry's Hub folder: the
+    caller passes it only when the entry's recipe is this run's experiment with this `seed`."""
+    task = ["zoo", "build", zoo] if zoo else ["train", f"seed={seed}"]
+    args = [*task, *overrides, "trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={folder}"]
     start = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    command = [sys.executable, "-m", "lightning_seqrec.cli", "train", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, "-m", "lightning_seqrec.cli", *args], capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise SystemExit(f"seqrec train {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        raise SystemExit(f"seqrec {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     metrics = json.loads((folder / "test_metrics.json").read_text())
     return {
         "seconds": round(time.perf_counter() - start, 1),
@@ -55,8 +60,9 @@ def run_grid(
     threads: int | None = None,
     resume: bool = False,
 ) -> list[dict]:
-    """Run every row of `table` (dicts with an `overrides` list) for every seed; `common` overrides are added
-    to each run but are not part of a row's identity. Each row gains `runs` (one result per finished seed);
+    """Run every row of `table` (dicts with an `overrides` list, optionally `zoo`: {seed: zoo entry whose recipe
+    is the row's overrides with that seed}) for every seed; `common` overrides are added to each run but are not
+    part of a row's identity. Each row gains `runs` (one result per finished seed);
     benchmarks/results/<output>.json is rewritten after every run, so an interrupted grid keeps what it has
     and `resume` skips the runs already there."""
     done: dict[tuple[str, int], dict] = {}
@@ -69,7 +75,9 @@ def run_grid(
 
     def task(row: dict, seed: int, folder: Path) -> None:
         key = (json.dumps(row["overrides"]), seed)
-        result = done.get(key) or {"seed": seed, **train_run([*row["overrides"], *common], seed, folder, threads)}
+        zoo = row.get("zoo", {}).get(seed)  # this seed is a zoo entry's recipe: build the entry with it
+        overrides = list(common) if zoo else [*row["overrides"], *common]
+        result = done.get(key) or {"seed": seed, **train_run(overrides, seed, folder, threads, zoo)}
         with lock:
             done[key] = result
             cells = ", ".join(f"{c} {result[c]:.4f}" for c in columns)

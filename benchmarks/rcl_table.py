@@ -4,7 +4,8 @@
     python benchmarks/rcl_table.py --seeds 0 1 2 --jobs 2 --threads 1
 
 Every cell is one `seqrec train experiment=<row>` run with early stopping on validation NDCG@10, testing the
-best checkpoint, so the table measures the packaged experiments. Prints mean ± sd over seeds of HR@5/10 and
+best checkpoint, so the table measures the packaged experiments. A cell whose experiment and seed are a zoo
+entry's recipe runs as `seqrec zoo build <entry>` (the same training run, plus the entry's Hub folder and card). Prints mean ± sd over seeds of HR@5/10 and
 NDCG@5/10, each objective's NDCG@10 change against its backbone's CE row and against RCL's published
 full-ranking NDCG@10, and writes benchmarks/results/rcl_table.json after every run (`--resume` continues).
 """
@@ -17,6 +18,7 @@ import statistics
 import sys
 
 from _common import RESULTS, use_shared_data
+from lightning_seqrec import zoo as model_zoo
 from _grid import run_grid, summary
 
 ROWS = [  # (dataset, backbone, objective, experiment)
@@ -32,6 +34,18 @@ ROWS = [  # (dataset, backbone, objective, experiment)
 # RCL (Wang et al., CIKM 2024) Table 2, SASRec + RCL, full ranking; their SASRec baseline is BCE.
 PUBLISHED_RCL_NDCG10 = {"beauty": 0.0476, "sports": 0.0287}
 COLUMNS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+
+
+def zoo_builds(experiment: str) -> dict[int, str]:
+    """{seed: zoo entry} for the zoo entries whose recipe is exactly `experiment=<experiment> seed=<seed>`: that
+    cell runs as `seqrec zoo build`, so the same run also builds and cards the entry."""
+    builds = {}
+    for zoo_entry in model_zoo.list_entries():
+        recipe = zoo_entry.overrides()
+        seeds = [o.removeprefix("seed=") for o in recipe if o.startswith("seed=")]
+        if len(recipe) == 2 and recipe[0] == f"experiment={experiment}" and len(seeds) == 1 and seeds[0].isdigit():
+            builds[int(seeds[0])] = zoo_entry.name
+    return builds
 
 
 def print_table(table: list[dict], seeds: list[int]) -> None:
@@ -83,7 +97,7 @@ def main() -> None:
         return
     use_shared_data()
     table = [
-        {"dataset": d, "backbone": b, "objective": o, "overrides": [f"experiment={e}"]}
+        {"dataset": d, "backbone": b, "objective": o, "overrides": [f"experiment={e}"], "zoo": zoo_builds(e)}
         for d, b, o, e in ROWS
         if d in args.datasets and b in args.backbones and o in args.objectives
     ]
