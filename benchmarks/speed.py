@@ -1,7 +1,10 @@
 """Speed and memory on this machine: SASRec training / full-ranking evaluation throughput on Beauty, and
 peak memory of preparing Beauty and ML-1M (each in a fresh process so peaks do not mix).
 
-    python benchmarks/speed.py [--steps 100] [--eval-users 5000]
+    python benchmarks/speed.py [--steps 100] [--eval-users 5000] [--variants eager compile bf16]
+
+`--variants` measures training throughput of the same model and batches run eagerly, with the backbone under
+`torch.compile(dynamic=True)`, and under bf16 autocast; the first variant is the one reported as `train`.
 """
 
 from __future__ import annotations
@@ -39,10 +42,14 @@ def prepare_peak(dataset: str, max_len: int) -> dict:
     }
 
 
-def train_throughput(dm, module, steps: int) -> dict:
-    """Target positions per second over `steps` optimiser steps, after 5 warm-up steps."""
+def train_throughput(dm, module, steps: int, variant: str = "eager") -> dict:
+    """Target positions per second over `steps` optimiser steps, after 5 warm-up steps (which include
+    compilation for `variant="compile"`; shapes the warm-up did not see still recompile inside the timed steps)."""
     from lightning_seqrec.modules.seqrec import trim_padding
 
+    torch.manual_seed(0)  # every variant sees the same batches
+    if variant == "compile":
+        module.backbone = torch.compile(module.backbone, dynamic=True)
     optimizer = module.configure_optimizers()
     module.train()
     loader = iter(dm.train_dataloader())
@@ -50,15 +57,21 @@ def train_throughput(dm, module, steps: int) -> dict:
     for step in range(steps + 5):
         batch = trim_padding(next(loader))
         start = time.perf_counter()
-        outputs = module(batch)
-        loss = sum(o.weight * o(outputs, batch, module) for o in module.objectives.values())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "bf16"):
+            outputs = module(batch)
+            loss = sum(o.weight * o(outputs, batch, module) for o in module.objectives.values())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step >= 5:
             elapsed += time.perf_counter() - start
             positions += int((batch["target_seq"] > 0).sum())
-    return {"steps": steps, "target_positions": positions, "positions_per_second": round(positions / elapsed)}
+    return {
+        "variant": variant,
+        "steps": steps,
+        "target_positions": positions,
+        "positions_per_second": round(positions / elapsed),
+    }
 
 
 @torch.no_grad()
@@ -82,21 +95,33 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--eval-users", type=int, default=22363)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--output", default="speed", help="results file name under benchmarks/results/")
+    parser.add_argument("--variants", nargs="+", default=["eager"], choices=["eager", "compile", "bf16"])
     args = parser.parse_args()
     use_shared_data()
     torch.manual_seed(0)
     dm = AmazonBeauty(max_len=50, batch_size=args.batch_size, eval_batch_size=512)
     dm.setup()
-    module = SASRec(dm.num_items, embedding_dim=64, num_blocks=2, num_heads=2, dropout=0.5)
-    module.attach_data(dm)
-    train = train_throughput(dm, module, args.steps)
+
+    def fresh_model():
+        torch.manual_seed(0)
+        module = SASRec(dm.num_items, embedding_dim=64, num_blocks=2, num_heads=2, dropout=0.5)
+        module.attach_data(dm)
+        return module
+
+    variants = [train_throughput(dm, fresh_model(), args.steps, variant) for variant in args.variants]
+    train, module = variants[0], fresh_model()
     evaluation = eval_throughput(dm, module, args.eval_users)
     prep = [prepare_peak("beauty", 50), prepare_peak("ml-1m", 200)]
     print(
         f"SASRec on Beauty (64 dims, 2 blocks, max_len 50, batch {args.batch_size}, full CE), "
         f"{torch.get_num_threads()} threads"
     )
-    print(f"  training:   {train['positions_per_second']:>8} target positions / s ({train['steps']} steps)")
+    for row in variants:
+        print(
+            f"  training ({row['variant']}): {row['positions_per_second']:>8} target positions / s "
+            f"({row['steps']} steps)"
+        )
     print(f"  evaluation: {evaluation['users_per_second']:>8} users / s (full ranking over {dm.num_items} items)")
     for row in prep:
         print(
@@ -104,11 +129,12 @@ def main() -> None:
             f"peak RSS {row['peak_rss_mb']:.0f} MB ({row['peak_rss_above_imports_mb']:.0f} MB above imports)"
         )
     path = write_json(
-        "speed",
+        args.output,
         {
             "command": " ".join(sys.argv),
             "args": vars(args),
             "train": train,
+            "train_variants": variants,
             "eval": evaluation,
             "prepare": prep,
             "benchmark_peak_rss_mb": round(peak_rss_mb()),
