@@ -10,7 +10,9 @@ read -> vocabulary -> chronological sort -> leave-one-out split -> padded tensor
 Training: SASRec (64 dims, 2 blocks, max_len 50, batch 128) with `SampledSoftmax` (256 shared uniform
 negatives), timed over optimiser steps after warm-up, once with a dense item table (AdamW updates every row) and
 once with `sparse_item_grad=True` (`SparseAwareAdamW` updates only the rows a step touched). FAISS retrieval
-over 1M items is measured by benchmarks/ann_retrieval.py. Writes benchmarks/results/scale.json.
+over 1M items is measured by benchmarks/ann_retrieval.py. Writes benchmarks/results/scale.json, where each row
+measured replaces the earlier row of the same log or catalog and update (`--logs 100m --catalogs` re-measures
+one row and keeps the rest).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import peak_rss_mb, status_mb, write_json
+from _common import RESULTS, peak_rss_mb, status_mb, write_json
 
 # name: (users, items, interactions)
 LOGS = {"20m": (138_493, 26_744, 20_000_263), "100m": (700_000, 150_000, 100_000_000)}
@@ -111,6 +113,27 @@ def in_child(kind: str, path: Path, *options: str) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def previous_results() -> dict[str, list]:
+    """The rows of benchmarks/results/scale.json, so a run that measures some rows keeps the others."""
+    path = RESULTS / "scale.json"
+    saved = json.loads(path.read_text())["results"] if path.exists() else {}
+    return {"logs": saved.get("logs", []), "catalogs": saved.get("catalogs", [])}
+
+
+def record(results: dict[str, list], section: str, row: dict, key: tuple[str, ...]) -> None:
+    """Put `row` (with the command that measured it) in place of the section's row with the same `key` fields,
+    print it and rewrite benchmarks/results/scale.json."""
+    row = {**row, "command": " ".join(sys.argv)}
+    rows = results[section]
+    same = [i for i, r in enumerate(rows) if all(r.get(k) == row[k] for k in key)]
+    if same:
+        rows[same[0]] = row
+    else:
+        rows.append(row)
+    print(json.dumps(row), flush=True)
+    write_json("scale", {"results": results})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", nargs="*", default=list(LOGS), choices=list(LOGS))
@@ -126,7 +149,7 @@ def main() -> None:
         else:
             print(json.dumps(train_child(path, args.steps, sparse=kind == "train-sparse")))
         return
-    results: dict[str, list] = {"logs": [], "catalogs": []}
+    results = previous_results()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for name in args.logs:
             users, items, rows = LOGS[name]
@@ -139,18 +162,14 @@ def main() -> None:
                 **in_child("prepare", path),
             }
             path.unlink()
-            results["logs"].append(row)
-            print(json.dumps(row), flush=True)
-            write_json("scale", {"command": " ".join(sys.argv), "results": results})
+            record(results, "logs", row, ("log",))
         for name in args.catalogs:
             users, items, rows = CATALOGS[name]
             path = Path(tmp) / f"catalog-{name}.parquet"
             generate_log(path, users, items, rows)
             for kind in ("train", "train-sparse"):  # dense AdamW over the whole table, then lazy sparse rows
                 row = {"catalog": name, "interactions": rows, **in_child(kind, path, "--steps", str(args.steps))}
-                results["catalogs"].append(row)
-                print(json.dumps(row), flush=True)
-                write_json("scale", {"command": " ".join(sys.argv), "results": results})
+                record(results, "catalogs", row, ("catalog", "sparse_item_grad"))
             path.unlink()
     print("\n| log | rows | users | items | generate s | prepare s | peak RSS MB (above imports) |")
     print("|---|---|---|---|---|---|---|")
