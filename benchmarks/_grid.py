@@ -32,7 +32,9 @@ def train_run(
     args = [*task, *overrides, "trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={folder}"]
     start = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    result = subprocess.run([sys.executable, "-m", "lightning_seqrec.cli", *args], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "lightning_seqrec.cli", *args], capture_output=True, text=True, env=env
+    )
     if result.returncode != 0:
         raise SystemExit(f"seqrec {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     metrics = json.loads((folder / "test_metrics.json").read_text())

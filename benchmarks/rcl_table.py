@@ -5,9 +5,10 @@
 
 Every cell is one `seqrec train experiment=<row>` run with early stopping on validation NDCG@10, testing the
 best checkpoint, so the table measures the packaged experiments. A cell whose experiment and seed are a zoo
-entry's recipe runs as `seqrec zoo build <entry>` (the same training run, plus the entry's Hub folder and card). Prints mean ± sd over seeds of HR@5/10 and
-NDCG@5/10, each objective's NDCG@10 change against its backbone's CE row and against RCL's published
-full-ranking NDCG@10, and writes benchmarks/results/rcl_table.json after every run (`--resume` continues).
+entry's recipe runs as `seqrec zoo build <entry>` (the same training run, plus the entry's Hub folder and card).
+Prints mean ± sd over seeds of HR@5/10 and NDCG@5/10, each objective's NDCG@10 change against its backbone's
+CE row and against RCL's published full-ranking NDCG@10, and writes benchmarks/results/rcl_table.json after
+every run (`--resume` continues).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import statistics
 import sys
 
 from _common import RESULTS, use_shared_data
-from lightning_seqrec import zoo as model_zoo
 from _grid import run_grid, summary
+
+from lightning_seqrec import zoo as model_zoo
 
 ROWS = [  # (dataset, backbone, objective, experiment)
     ("beauty", "sasrec", "ce", "sasrec_beauty_ce"),
