@@ -17,6 +17,10 @@ scipy's removed `.A`, scipy<1.14 on Python 3.11); create it next to the reposito
     ../recbole-venv/bin/pip install torch==2.13.0
     ../recbole-venv/bin/pip install recbole==1.2.1 "setuptools<81" "numpy<2" "pandas<2.3" "scipy<1.14"
 
+RecBole's run of a dataset can take longer than one sitting on a small machine: it is saved after every epoch
+under `--state-dir` (benchmarks/results/recbole_state/<data>/), and running the same command again resumes it;
+its wall time is summed over the sittings and every validation records the machine's load average.
+
 Prints the table and writes benchmarks/results/compare_recbole.json (after each dataset).
 """
 
@@ -50,7 +54,8 @@ def write_atomic_file(dataset: str, folder: Path, max_users: int | None = None) 
     data = dm.filtered(dm.read()).sorted().frame
     if max_users:
         data = data[data["user_id"].isin(data["user_id"].unique()[:max_users])]
-    name = "seqrec_" + dataset.replace("-", "_")  # not RecBole's own name: it would load its bundled example copy
+    # not RecBole's own name (it would load its bundled example copy); a subset has a name of its own
+    name = "seqrec_" + dataset.replace("-", "_") + (f"_first{max_users}" if max_users else "")
     path = folder / name / f"{name}.inter"
     path.parent.mkdir(parents=True, exist_ok=True)
     table = data[["user_id", "item_id"]].assign(timestamp=np.arange(len(data)))
@@ -119,6 +124,7 @@ def compare(dataset: str, args, tmp: Path) -> dict:
             f"--epochs={args.max_epochs}",
             f"--stopping-step={args.patience}",
             f"--seed={args.seed}",
+            f"--state={Path(args.state_dir).absolute() / inter_path.stem}",
         ],
         recbole_out,
         env,
@@ -180,6 +186,11 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both sides")
     parser.add_argument("--output", default="compare_recbole")
+    parser.add_argument(
+        "--state-dir",
+        default=str(REPO / "benchmarks" / "results" / "recbole_state"),
+        help="RecBole's run of each dataset is saved here after every epoch; the same command resumes it",
+    )
     parser.add_argument("--max-users", type=int, default=None, help="only the first N users (a quick check)")
     parser.add_argument("--ours", help=argparse.SUPPRESS)  # internal: run our side on this atomic file
     parser.add_argument("--out", help=argparse.SUPPRESS)
