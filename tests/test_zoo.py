@@ -213,3 +213,22 @@ def test_shipped_index_names_recipes_that_exist_and_compose_to_their_names(monke
         assert ("rcl" in cfg.objective) == ("rcl" in tag) and ("rcl" in tag) == ("weak_positive_miner" in cfg.callbacks)
         for node in (cfg.data, cfg.model, *cfg.objective.values()):
             get_object(node._target_)
+
+
+def test_shipped_built_folders_load_and_their_cards_record_their_own_recipe(monkeypatch):
+    """Every built folder under zoo/hub/ loads by its zoo name, is its recipe's architecture, has measured test
+    metrics, and its card's command is its recipe's overrides (run options such as logger=none may follow)."""
+    monkeypatch.delenv("SEQREC_ZOO_INDEX", raising=False)
+    built = [entry for entry in zoo.list_entries() if entry.built]
+    assert built, "no zoo entry is built: zoo/hub/ should hold at least sasrec.ce-beauty"
+    for entry in built:
+        module = zoo.load(entry.name)
+        arch = entry.name.partition(".")[0]
+        assert module.hparams.backbone in (arch, f"{arch}rec"), entry.name
+        assert 0 < entry.metrics["test/ndcg@10"] <= entry.metrics["test/hr@10"] <= 1, entry.name
+        card = (entry.folder / "README.md").read_text()
+        command = re.search(rf"# seqrec zoo build {re.escape(entry.name)} ran:\n(.*)\n", card)
+        assert command, f"{entry.name}: the card does not record the command that built it"
+        ran = command.group(1).split()
+        recipe = entry.overrides()
+        assert ran[:2] == ["seqrec", "train"] and ran[2 : 2 + len(recipe)] == recipe, (entry.name, ran, recipe)
