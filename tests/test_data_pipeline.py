@@ -128,6 +128,44 @@ def test_train_windows_predict_each_next_item_once():
     assert tensors["item_seq"].shape == (3, 4)
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_overlapping_windows_predict_each_next_item_once_with_the_longest_history(stride):
+    max_len, lengths = 4, [11, 2, 5, 6, 9]
+    seqs, _ = sequences([(f"u{u}", i, i) for u, n in enumerate(lengths) for i in range(1, n + 1)])
+    tensors = train_windows(seqs, max_len=max_len, stride=stride)
+    inputs, target = tensors["item_seq"], tensors["target_seq"]
+    kept = target > 0
+    assert int(kept.sum()) == sum(n - 1 for n in lengths)  # every next item once
+    for user, n in enumerate(lengths):
+        assert sorted(target[tensors["user"] == user][kept[tensors["user"] == user]].tolist()) == list(range(2, n + 1))
+    assert torch.equal(inputs[kept] + 1, target[kept])  # the input at each kept position precedes its target
+    # a kept target sees all its history, or at least max_len - stride + 1 items of it
+    history = (inputs > 0).cumsum(dim=1)[kept]
+    assert bool((history >= torch.clamp(target[kept] - 1, max=max_len - stride + 1)).all())
+    assert torch.equal(tensors["item_seq"][tensors["user"] == 1], torch.tensor([[0, 0, 0, 1]]))  # one window
+
+
+def test_window_stride_of_max_len_is_the_default_and_others_are_refused():
+    seqs, _ = sequences([("a", i, i) for i in range(1, 12)])
+    default, explicit = train_windows(seqs, max_len=4), train_windows(seqs, max_len=4, stride=4)
+    assert all(torch.equal(default[key], explicit[key]) for key in default)
+    for stride in (0, 5):
+        with pytest.raises(DataError, match="window_stride must be between 1 and max_len"):
+            train_windows(seqs, max_len=4, stride=stride)
+
+
+def test_datamodule_trains_on_overlapping_windows_when_asked(chain_interactions):
+    plain = SeqRecDataModule(chain_interactions, max_len=4)
+    strided = SeqRecDataModule(chain_interactions, max_len=4, window_stride=1)
+    for dm in (plain, strided):
+        dm.setup()
+    assert len(strided.train_tensors["item_seq"]) > len(plain.train_tensors["item_seq"])
+    kept = [int((dm.train_tensors["target_seq"] > 0).sum()) for dm in (plain, strided)]
+    assert kept[0] == kept[1] == int((strided.split.train.lengths - 1).sum())
+    with pytest.raises(DataError, match="window_stride"):
+        SeqRecDataModule(chain_interactions, max_len=4, window_stride=8).setup()
+
+
 def test_eval_dataset_carries_full_history_for_masking():
     seqs, _ = sequences([("a", i, i) for i in range(1, 8)])
     split = leave_one_out(seqs)

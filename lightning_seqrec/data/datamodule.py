@@ -38,7 +38,8 @@ class SeqRecDataModule(L.LightningDataModule):
     `dataset` is a registered name (`ml-latest-small`, `beauty`, `ml-1m`, ...), `"table"` for your own
     CSV/TSV/parquet file read with a `columns` mapping, or an `Interactions` object built in Python.
     `path` points at local files instead of the default location or download. The vocabulary is built
-    from the items left after filtering; every split shares it.
+    from the items left after filtering; every split shares it. Training sequences are cut into `max_len`
+    windows every `window_stride` items (default `max_len`: no overlap); see `train_windows`.
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class SeqRecDataModule(L.LightningDataModule):
         path: str | None = None,
         columns: Mapping[str, str] | None = None,
         max_len: int = 50,
+        window_stride: int | None = None,
         split: str = "loo",
         split_kwargs: Mapping | None = None,
         dedupe: str | None = None,
@@ -63,7 +65,8 @@ class SeqRecDataModule(L.LightningDataModule):
         if dedupe not in (None, "first", "last", "consecutive"):
             raise DataError(f"dedupe={dedupe!r} is not valid; use null, 'first', 'last' or 'consecutive'.")
         self.dataset, self.path, self.columns = dataset, path, dict(columns or {})
-        self.max_len, self.split_name, self.split_kwargs = max_len, split, dict(split_kwargs or {})
+        self.max_len, self.window_stride = max_len, window_stride
+        self.split_name, self.split_kwargs = split, dict(split_kwargs or {})
         self.dedupe, self.user_core, self.item_core = dedupe, user_core, item_core
         self.batch_size, self.eval_batch_size, self.num_workers, self.seed = (
             batch_size,
@@ -124,7 +127,7 @@ class SeqRecDataModule(L.LightningDataModule):
 
     def training_tensors(self) -> dict[str, torch.Tensor]:
         """The padded training rows: every next item of a training sequence is a target."""
-        return train_windows(self.split.train, self.max_len)
+        return train_windows(self.split.train, self.max_len, self.window_stride)
 
     def embedding_corpus(self) -> list[np.ndarray]:
         """Item sequences to pre-train item embeddings on (e.g. Word2Vec): the training sequences only, so the
@@ -310,7 +313,7 @@ class LabelPredictionDataModule(SeqRecDataModule):
 
     def training_tensors(self) -> dict[str, torch.Tensor]:
         if self.split.train_stream is not None:
-            return train_windows(self.split.train_stream, self.max_len)
+            return train_windows(self.split.train_stream, self.max_len, self.window_stride)
         return label_windows(self.split.train, self.max_len)
 
     def embedding_corpus(self) -> list[np.ndarray]:

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from lightning_seqrec.data.sequences import Sequences, gather_left_padded, ranges
 from lightning_seqrec.data.splits import EvalSet
+from lightning_seqrec.errors import DataError
 
 
 def _identity(batch):
@@ -72,21 +73,35 @@ class EvalDataset(TensorDictDataset):
         return batch
 
 
-def train_windows(train: Sequences, max_len: int) -> dict[str, torch.Tensor]:
+def train_windows(train: Sequences, max_len: int, stride: int | None = None) -> dict[str, torch.Tensor]:
     """Cut each training sequence into windows of `max_len` next-item predictions, newest window first.
 
-    Windows end at n, n - max_len, n - 2*max_len, ... so every next item of a long sequence is predicted
-    exactly once, and a sequence no longer than `max_len + 1` gives the single window SASRec uses.
+    Windows end at n, n - stride, n - 2*stride, ... (`stride` defaults to `max_len`). Every next item is a
+    target exactly once, in the window where it has the longest history: a window keeps the targets of its
+    newest `stride` positions (the oldest window keeps all of its own) and the others are 0, which objectives
+    skip. With the default, windows do not overlap and a sequence no longer than `max_len + 1` gives the single
+    window SASRec uses; a smaller stride gives every target at least `max_len - stride` items of history, as
+    training on every prefix does, at `max_len / stride` times the windows.
     """
-    lengths = train.lengths
-    n_windows = np.where(lengths >= 2, -(-(lengths - 1) // max_len), 0)
+    stride = max_len if stride is None else stride
+    if not 1 <= stride <= max_len:
+        raise DataError(
+            f"window_stride must be between 1 and max_len ({max_len}), got {stride}; "
+            "null (the default) cuts training sequences into windows that do not overlap."
+        )
+    targets = np.maximum(train.lengths - 1, 0)
+    n_windows = np.where(targets > 0, -(-np.maximum(targets - max_len, 0) // stride) + 1, 0)
     owner = np.repeat(np.arange(len(train)), n_windows)
     k = np.arange(n_windows.sum()) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
     starts = train.indptr[:-1][owner]
-    ends = train.indptr[1:][owner] - k * max_len
+    ends = train.indptr[1:][owner] - k * stride
+    target_seq = gather_left_padded(train.items, starts + 1, ends, max_len)
+    if stride < max_len:  # positions older than the newest `stride` belong to an older window, but the oldest's
+        older = np.arange(max_len)[None, :] < max_len - stride
+        target_seq[older & (k < n_windows[owner] - 1)[:, None]] = 0
     tensors = {
         "item_seq": torch.from_numpy(gather_left_padded(train.items, starts, ends - 1, max_len)),
-        "target_seq": torch.from_numpy(gather_left_padded(train.items, starts + 1, ends, max_len)),
+        "target_seq": torch.from_numpy(target_seq),
         "user": torch.from_numpy(owner),
         "index": torch.arange(len(owner)),  # window id: lets transforms look up positives of this sequence
     }
