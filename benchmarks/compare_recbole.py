@@ -8,7 +8,8 @@ without seen-item filtering. Both read the same interactions: ours are written t
 timestamp column is each row's rank in our chronological order, so both sides split identically. What differs
 is each library's own way of training: RecBole makes every prefix of a user's history a sample (batch 2048,
 loss at the last position); ours cuts histories into max-length windows and predicts every next item of a
-window (batch 128 windows). Each side runs in a fresh process that reports its own peak memory (VmHWM).
+window (batch 128 windows; `--window-stride N` overlaps them so every target has at least 50 - N items of
+history). Each side runs in a fresh process that reports its own peak memory (VmHWM).
 
 RecBole needs its own virtual environment (as of now it needs setuptools<81, numpy<2, pandas<2.3 and, for
 scipy's removed `.A`, scipy<1.14 on Python 3.11); create it next to the repository with
@@ -67,7 +68,7 @@ def write_atomic_file(dataset: str, folder: Path, max_users: int | None = None) 
     }
 
 
-def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int) -> dict:
+def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int, window_stride: int | None) -> dict:
     """Our SASRec with the matched settings; validation NDCG@10 after every epoch with the wall time since fit
     started, the test metrics of the best checkpoint and this process's peak memory."""
     import lightning as L
@@ -79,7 +80,9 @@ def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int) -> dict
     L.seed_everything(seed, workers=True)
     start = time.perf_counter()
     data = read_table(inter_path, columns=ATOMIC_COLUMNS, sep="\t")
-    dm = SeqRecDataModule(data, max_len=MATCHED["max_len"], batch_size=128, eval_batch_size=512, seed=seed)
+    dm = SeqRecDataModule(
+        data, max_len=MATCHED["max_len"], window_stride=window_stride, batch_size=128, eval_batch_size=512, seed=seed
+    )
     dm.setup()
     prepare_seconds = time.perf_counter() - start
     module = SASRec(dm.num_items, **MATCHED, lr=1e-3, mask_seen=False, seed=seed)
@@ -139,6 +142,7 @@ def compare(dataset: str, args, tmp: Path) -> dict:
             f"--seed={args.seed}",
             f"--patience={args.patience}",
             f"--max-epochs={args.max_epochs}",
+            *([f"--window-stride={args.window_stride}"] if args.window_stride else []),
         ],
         ours_out,
         env,
@@ -185,6 +189,9 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both sides")
+    parser.add_argument(
+        "--window-stride", type=int, default=None, help="our side: a training window every N items (data.window_stride)"
+    )
     parser.add_argument("--output", default="compare_recbole")
     parser.add_argument(
         "--state-dir",
@@ -197,7 +204,8 @@ def main() -> None:
     args = parser.parse_args()
     use_shared_data()
     if args.ours:
-        Path(args.out).write_text(json.dumps(run_ours(args.ours, args.seed, args.patience, args.max_epochs)))
+        ours = run_ours(args.ours, args.seed, args.patience, args.max_epochs, args.window_stride)
+        Path(args.out).write_text(json.dumps(ours))
         return
     if not Path(args.recbole_python).exists():
         raise SystemExit(f"No RecBole environment at {args.recbole_python}; create it as this script's docstring says.")
