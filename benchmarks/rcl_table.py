@@ -38,15 +38,15 @@ PUBLISHED_RCL_NDCG10 = {"beauty": 0.0476, "sports": 0.0287}
 COLUMNS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 
 
-def zoo_builds(experiment: str) -> dict[int, str]:
-    """{seed: zoo entry} for the zoo entries whose recipe is exactly `experiment=<experiment> seed=<seed>`: that
-    cell runs as `seqrec zoo build`, so the same run also builds and cards the entry."""
-    builds = {}
+def zoo_builds() -> dict[str, dict[int, str]]:
+    """{experiment: {seed: zoo entry}} for the zoo entries whose recipe is exactly `experiment=<e> seed=<seed>`:
+    that cell runs as `seqrec zoo build`, so the same run also builds and cards the entry."""
+    builds: dict[str, dict[int, str]] = {}
     for zoo_entry in model_zoo.list_entries():
         recipe = zoo_entry.overrides()
         seeds = [o.removeprefix("seed=") for o in recipe if o.startswith("seed=")]
-        if len(recipe) == 2 and recipe[0] == f"experiment={experiment}" and len(seeds) == 1 and seeds[0].isdigit():
-            builds[int(seeds[0])] = zoo_entry.name
+        if len(recipe) == 2 and recipe[0].startswith("experiment=") and len(seeds) == 1 and seeds[0].isdigit():
+            builds.setdefault(recipe[0].removeprefix("experiment="), {})[int(seeds[0])] = zoo_entry.name
     return builds
 
 
@@ -99,8 +99,9 @@ def main() -> None:
         print_table(saved["results"], saved["args"]["seeds"])
         return
     use_shared_data()
+    builds = zoo_builds()
     table = [
-        {"dataset": d, "backbone": b, "objective": o, "overrides": [f"experiment={e}"], "zoo": zoo_builds(e)}
+        {"dataset": d, "backbone": b, "objective": o, "overrides": [f"experiment={e}"], "zoo": builds.get(e, {})}
         for d, b, o, e in ROWS
         if d in args.datasets and b in args.backbones and o in args.objectives
     ]

@@ -104,7 +104,8 @@ class RunState:
         }
         torch.save(state, self.folder / "state.pt.tmp")
         (self.folder / "trace.json.tmp").write_text(json.dumps(self.trace, indent=1))
-        (self.folder / "state.pt.tmp").replace(self.folder / "state.pt")  # the pair is replaced together
+        # replaced one after the other: `restore` refuses a pair left from an interrupted save
+        (self.folder / "state.pt.tmp").replace(self.folder / "state.pt")
         (self.folder / "trace.json.tmp").replace(self.folder / "trace.json")
 
 
