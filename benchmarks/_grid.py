@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import RESULTS, write_json
+from _common import REPO, RESULTS, write_json
 
 
 def train_run(
@@ -27,9 +28,20 @@ def train_run(
     """One `seqrec train` run in `folder`; its test metrics (without the `test/` prefix) and wall time.
 
     With `zoo`, the run is `seqrec zoo build <zoo> <overrides>`, which also writes that entry's Hub folder: the
-    caller passes it only when the entry's recipe is this run's experiment with this `seed`."""
+    caller passes it only when the entry's recipe is this run's experiment with this `seed`. A folder that holds
+    an interrupted run's `checkpoints/last.ckpt` continues it from there (`ckpt_path=`, which restores the
+    epoch, optimiser, early stopping and best checkpoint); its wall time then adds each earlier sitting up to
+    its last checkpoint, the work after that being redone."""
+    last = folder / "checkpoints" / "last.ckpt"
+    sittings_file = folder / "sittings.json"
+    sittings = json.loads(sittings_file.read_text()) if last.exists() and sittings_file.exists() else []
+    if sittings:  # the interrupted sitting counts up to its last checkpoint
+        sittings[-1]["seconds"] = max(0.0, last.stat().st_mtime - sittings[-1]["started"])
     task = ["zoo", "build", zoo] if zoo else ["train", f"seed={seed}"]
-    args = [*task, *overrides, "trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={folder}"]
+    resume = [f"ckpt_path={last}"] if last.exists() else []
+    args = [*task, *overrides, *resume, "trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={folder}"]
+    folder.mkdir(parents=True, exist_ok=True)
+    sittings_file.write_text(json.dumps([*sittings, {"started": time.time()}]))
     start = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     result = subprocess.run(
@@ -38,16 +50,24 @@ def train_run(
     if result.returncode != 0:
         raise SystemExit(f"seqrec {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     metrics = json.loads((folder / "test_metrics.json").read_text())
+    seconds = time.perf_counter() - start + sum(s["seconds"] for s in sittings)
     return {
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(seconds, 1),
+        **({"sittings": len(sittings) + 1} if sittings else {}),
         **{k.removeprefix("test/"): v for k, v in metrics.items()},
     }
 
 
-def summary(values: list[float]) -> str:
+def cell_folder(workdir: Path, overrides: list[str], seed: int) -> Path:
+    """The run folder of one cell, named by its row's overrides and seed so it is found again on resume."""
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(overrides))[:100]
+    return workdir / f"{name}-seed{seed}"
+
+
+def summary(values: list[float], digits: int = 4) -> str:
     """`mean ± sd` (sample sd) of a row's seeds; the mean alone for one seed."""
     mean = statistics.fmean(values)
-    return f"{mean:.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
 
 def run_grid(
@@ -65,21 +85,28 @@ def run_grid(
     """Run every row of `table` (dicts with an `overrides` list, optionally `zoo`: {seed: zoo entry whose recipe
     is the row's overrides with that seed}) for every seed; `common` overrides are added to each run but are not
     part of a row's identity. Each row gains `runs` (one result per finished seed);
-    benchmarks/results/<output>.json is rewritten after every run, so an interrupted grid keeps what it has
-    and `resume` skips the runs already there."""
+    benchmarks/results/<output>.json is rewritten after every run. Run folders live under outputs/grid/<output>/;
+    with `resume`, the runs already in the results file are kept and an interrupted run continues from its last
+    checkpoint, so a grid longer than one sitting loses at most an epoch per run in flight."""
     done: dict[tuple[str, int], dict] = {}
     path = RESULTS / f"{output}.json"
     if resume and path.exists():
         for row in json.loads(path.read_text())["results"]:
             for r in row.get("runs", []):
                 done[(json.dumps(row["overrides"]), r["seed"])] = r
+    workdir = REPO / "outputs" / "grid" / output
     lock = threading.Lock()
 
-    def task(row: dict, seed: int, folder: Path) -> None:
+    def task(row: dict, seed: int) -> None:
         key = (json.dumps(row["overrides"]), seed)
+        if key in done:
+            return
+        folder = cell_folder(workdir, row["overrides"], seed)
+        if not resume:
+            shutil.rmtree(folder, ignore_errors=True)
         zoo = row.get("zoo", {}).get(seed)  # this seed is a zoo entry's recipe: build the entry with it
         overrides = list(common) if zoo else [*row["overrides"], *common]
-        result = done.get(key) or {"seed": seed, **train_run(overrides, seed, folder, threads, zoo)}
+        result = {"seed": seed, **train_run(overrides, seed, folder, threads, zoo)}
         with lock:
             done[key] = result
             cells = ", ".join(f"{c} {result[c]:.4f}" for c in columns)
@@ -89,10 +116,10 @@ def run_grid(
                 entry["runs"] = [r for r in runs if r is not None]
             write_json(output, {**payload, "results": table})
 
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
-        futures = [
-            pool.submit(task, row, seed, Path(tmp) / f"{i}-{seed}") for i, row in enumerate(table) for seed in seeds
-        ]
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(task, row, seed) for row in table for seed in seeds]
         for future in futures:
             future.result()
+    for entry in table:  # rows whose runs were all kept
+        entry["runs"] = [r for s in seeds if (r := done.get((json.dumps(entry["overrides"]), s)))]
     return table

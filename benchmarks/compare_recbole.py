@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import REPO, peak_rss_mb, use_shared_data, write_json
+from _common import REPO, RESULTS, peak_rss_mb, use_shared_data, write_json
 
 MATCHED = dict(embedding_dim=64, max_len=50, num_blocks=2, num_heads=2, ffn_dim=256, dropout=0.5)
 
@@ -132,34 +132,41 @@ def compare(dataset: str, args, tmp: Path) -> dict:
         recbole_out,
         env,
     )
-    ours_out = tmp / f"{dataset}-ours.json"
-    ours = child(
-        [
-            sys.executable,
-            __file__,
-            f"--ours={inter_path}",
-            f"--out={ours_out}",
-            f"--seed={args.seed}",
-            f"--patience={args.patience}",
-            f"--max-epochs={args.max_epochs}",
-            *([f"--window-stride={args.window_stride}"] if args.window_stride else []),
-        ],
-        ours_out,
-        env,
-    )
     target = recbole["best_valid_ndcg@10"]
     recbole_best = max(recbole["validations"], key=lambda v: v["ndcg@10"])
-    rows = {}
-    for side, result, to_best in (
-        ("recbole", recbole, recbole_best["seconds"]),
-        ("ours", ours, seconds_to_reach(ours["validations"], target)),
-    ):
-        rows[side] = {
-            **result,
-            "seconds_per_epoch": sum(result["epoch_seconds"]) / len(result["epoch_seconds"]),
-            "seconds_to_recbole_best_valid": to_best,
-        }
-    return {"dataset": dataset, "data": stats, "recbole_best_valid_ndcg@10": target, **rows}
+    ours = []
+    for seed in args.our_seeds or [args.seed]:
+        ours_out = tmp / f"{dataset}-ours-{seed}.json"
+        result = child(
+            [
+                sys.executable,
+                __file__,
+                f"--ours={inter_path}",
+                f"--out={ours_out}",
+                f"--seed={seed}",
+                f"--patience={args.patience}",
+                f"--max-epochs={args.max_epochs}",
+                *([f"--window-stride={args.window_stride}"] if args.window_stride else []),
+            ],
+            ours_out,
+            env,
+        )
+        ours.append(with_summary({"seed": seed, **result}, seconds_to_reach(result["validations"], target)))
+        print(f"{dataset} ours seed {seed}: test ndcg@10 {result['test']['ndcg@10']:.4f}", flush=True)
+    return {
+        "dataset": dataset,
+        "data": stats,
+        "recbole_best_valid_ndcg@10": target,
+        "recbole": with_summary(recbole, recbole_best["seconds"]),
+        "ours": ours[0],
+        **({"ours_seeds": ours} if len(ours) > 1 else {}),
+    }
+
+
+def with_summary(result: dict, seconds_to_target: float | None) -> dict:
+    """One side's result with its mean epoch time and its time to RecBole's best validation NDCG@10."""
+    seconds_per_epoch = sum(result["epoch_seconds"]) / len(result["epoch_seconds"])
+    return {**result, "seconds_per_epoch": seconds_per_epoch, "seconds_to_recbole_best_valid": seconds_to_target}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -175,10 +182,26 @@ def print_table(rows: list[dict]) -> None:
                 f"{r['test']['hr@10']:.4f} | {r['test']['ndcg@10']:.4f} |"
             )
         ours, recbole = row["ours"], row["recbole"]
+        if "ours_seeds" in row:
+            print_seeds_row(row["dataset"], row["ours_seeds"])
         if ours["seconds_to_recbole_best_valid"]:
             speedup = recbole["seconds_to_recbole_best_valid"] / ours["seconds_to_recbole_best_valid"]
             memory = recbole["peak_rss_mb"] / ours["peak_rss_mb"]
             print(f"| {row['dataset']} | ours vs RecBole | | {speedup:.1f}x faster | {memory:.1f}x less | | |")
+
+
+def print_seeds_row(dataset: str, runs: list[dict]) -> None:
+    """Our side over several seeds: mean ± sd of each column (time to target over the seeds that reached it)."""
+    from _grid import summary as cell
+
+    reached = [r["seconds_to_recbole_best_valid"] for r in runs if r["seconds_to_recbole_best_valid"] is not None]
+    print(
+        f"| {dataset} | ours, seeds {', '.join(str(r['seed']) for r in runs)} | "
+        f"{cell([r['seconds_per_epoch'] for r in runs], 1)} | "
+        f"{cell(reached, 0) if reached else 'not reached'} ({len(reached)} of {len(runs)} reached) | "
+        f"{cell([r['peak_rss_mb'] for r in runs], 0)} | {cell([r['test']['hr@10'] for r in runs], 4)} | "
+        f"{cell([r['test']['ndcg@10'] for r in runs], 4)} |"
+    )
 
 
 def main() -> None:
@@ -186,6 +209,9 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["ml-100k", "beauty"])
     parser.add_argument("--recbole-python", default=str(REPO.parent / "recbole-venv" / "bin" / "python"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--our-seeds", type=int, nargs="+", default=None, help="our side once per seed (default: --seed only)"
+    )
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both sides")
@@ -209,12 +235,15 @@ def main() -> None:
         return
     if not Path(args.recbole_python).exists():
         raise SystemExit(f"No RecBole environment at {args.recbole_python}; create it as this script's docstring says.")
-    rows = []
+    rows, path = [], RESULTS / f"{args.output}.json"
+    # rows of datasets this command does not measure are kept, each with the command that measured it
+    kept = json.loads(path.read_text())["results"] if path.exists() else []
+    kept = [r for r in kept if r["dataset"] not in args.datasets]
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets:
-            rows.append(compare(dataset, args, Path(tmp)))
-            write_json(args.output, {"args": vars(args), "command": " ".join(sys.argv), "results": rows})
-    print_table(rows)
+            rows.append({**compare(dataset, args, Path(tmp)), "command": " ".join(sys.argv)})
+            write_json(args.output, {"results": kept + rows})
+    print_table(kept + rows)
 
 
 if __name__ == "__main__":
