@@ -82,9 +82,9 @@ def run_grid(
     threads: int | None = None,
     resume: bool = False,
 ) -> list[dict]:
-    """Run every row of `table` (dicts with an `overrides` list, optionally `zoo`: {seed: zoo entry whose recipe
-    is the row's overrides with that seed}) for every seed; `common` overrides are added to each run but are not
-    part of a row's identity. Each row gains `runs` (one result per finished seed);
+    """Run every row of `table` (dicts with an `overrides` list, optionally `seeds` of its own and `zoo`: {seed:
+    zoo entry whose recipe is the row's overrides with that seed}) for every seed; `common` overrides are added to
+    each run but are not part of a row's identity. Each row gains `runs` (one result per finished seed);
     benchmarks/results/<output>.json is rewritten after every run. Run folders live under outputs/grid/<output>/;
     with `resume`, the runs already in the results file are kept and an interrupted run continues from its last
     checkpoint, so a grid longer than one sitting loses at most an epoch per run in flight."""
@@ -96,6 +96,11 @@ def run_grid(
                 done[(json.dumps(row["overrides"]), r["seed"])] = r
     workdir = REPO / "outputs" / "grid" / output
     lock = threading.Lock()
+
+    def collect() -> None:
+        for entry in table:
+            runs = (done.get((json.dumps(entry["overrides"]), s)) for s in entry.get("seeds", seeds))
+            entry["runs"] = [r for r in runs if r is not None]
 
     def task(row: dict, seed: int) -> None:
         key = (json.dumps(row["overrides"]), seed)
@@ -111,15 +116,12 @@ def run_grid(
             done[key] = result
             cells = ", ".join(f"{c} {result[c]:.4f}" for c in columns)
             print(f"{describe(row)} seed {seed}: {cells} ({result['seconds']} s)", flush=True)
-            for entry in table:
-                runs = [done.get((json.dumps(entry["overrides"]), s)) for s in seeds]
-                entry["runs"] = [r for r in runs if r is not None]
+            collect()
             write_json(output, {**payload, "results": table})
 
     with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(task, row, seed) for row in table for seed in seeds]
+        futures = [pool.submit(task, row, seed) for row in table for seed in row.get("seeds", seeds)]
         for future in futures:
             future.result()
-    for entry in table:  # rows whose runs were all kept
-        entry["runs"] = [r for s in seeds if (r := done.get((json.dumps(entry["overrides"]), s)))]
+    collect()  # rows whose runs were all kept
     return table

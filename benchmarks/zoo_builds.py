@@ -1,0 +1,61 @@
+"""Build zoo entries as a resumable grid: each entry is one `seqrec zoo build NAME` (its recipe's training run, test,
+Hub folder and card), run N at a time; an interrupted build continues from its last checkpoint.
+
+    python benchmarks/zoo_builds.py --jobs 2 --threads 1 --resume          # every entry not yet built
+    python benchmarks/zoo_builds.py sasrec.ce-toys gru4rec.ce-ml-1m --resume
+
+The cards hold the metrics each build measured; benchmarks/results/zoo_builds.json adds each build's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _common import use_shared_data
+from _grid import run_grid
+
+from lightning_seqrec import zoo as model_zoo
+
+COLUMNS = ("hr@10", "ndcg@10")
+
+
+def build_rows(names: list[str]) -> list[dict]:
+    """One grid row per entry: its recipe's overrides, and its recipe's seed mapped to the entry (so the grid runs
+    it as `seqrec zoo build NAME`)."""
+    rows = []
+    for name in names:
+        entry = model_zoo.entry(name)
+        seed = int(model_zoo.train_config(entry.overrides()).seed)
+        rows.append({"entry": name, "overrides": entry.overrides(), "seeds": [seed], "zoo": {seed: name}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="zoo entries to build (default: every entry not yet built)")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each build (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="builds at once (e.g. --jobs 2 --threads 1 on 2 cores)")
+    parser.add_argument("--resume", action="store_true", help="keep finished builds and continue interrupted ones")
+    parser.add_argument("--override", action="append", default=[], help="extra override, e.g. trainer=gpu")
+    args = parser.parse_args()
+    use_shared_data()
+    names = args.names or [e.name for e in model_zoo.list_entries() if not e.built]
+    run_grid(
+        build_rows(names),
+        [],
+        "zoo_builds",
+        {"args": vars(args), "command": " ".join(sys.argv)},
+        lambda r: r["entry"],
+        COLUMNS,
+        common=tuple(args.override),
+        jobs=args.jobs,
+        threads=args.threads,
+        resume=args.resume,
+    )
+    for entry in model_zoo.list_entries():
+        print(f"{entry.name}: {entry.status}", *(f"{k} {v:.4f}" for k, v in entry.metrics.items()))
+
+
+if __name__ == "__main__":
+    main()
