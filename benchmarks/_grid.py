@@ -60,7 +60,7 @@ def train_run(
 
 def cell_folder(workdir: Path, overrides: list[str], seed: int) -> Path:
     """The run folder of one cell, named by its row's overrides and seed so it is found again on resume."""
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(overrides))[:100]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(overrides))[:100]  # `=` would break hydra.run.dir=
     return workdir / f"{name}-seed{seed}"
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,38 +171,33 @@ def with_summary(result: dict, seconds_to_target: float | None) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
+    """RecBole's run, each of our seeds, and (several seeds) their mean ± sd; the ratios use our seeds' means."""
+    from _grid import summary
+
     print("\n| dataset | library | s/epoch | s to RecBole's best valid NDCG@10 | peak MB | test HR@10 | test NDCG@10 |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        for side in ("recbole", "ours"):
-            r = row[side]
-            reach = r["seconds_to_recbole_best_valid"]
+        ours = row.get("ours_seeds", [row["ours"]])
+        sides = [("recbole", [row["recbole"]])]
+        sides += [(f"ours, seed {r['seed']}" if "seed" in r else "ours", [r]) for r in ours]
+        if len(ours) > 1:
+            sides.append((f"ours, mean ± sd of {len(ours)} seeds", ours))
+        for side, runs in sides:
+            reached = [r["seconds_to_recbole_best_valid"] for r in runs if r["seconds_to_recbole_best_valid"]]
+            reach = summary(reached, 0) if reached else "not reached"
+            if reached and len(reached) < len(runs):
+                reach += f" ({len(reached)} of {len(runs)} reached)"
             print(
-                f"| {row['dataset']} | {side} | {r['seconds_per_epoch']:.1f} | "
-                f"{'not reached' if reach is None else f'{reach:.0f}'} | {r['peak_rss_mb']:.0f} | "
-                f"{r['test']['hr@10']:.4f} | {r['test']['ndcg@10']:.4f} |"
+                f"| {row['dataset']} | {side} | {summary([r['seconds_per_epoch'] for r in runs], 1)} | {reach} | "
+                f"{summary([r['peak_rss_mb'] for r in runs], 0)} | {summary([r['test']['hr@10'] for r in runs])} | "
+                f"{summary([r['test']['ndcg@10'] for r in runs])} |"
             )
-        ours, recbole = row["ours"], row["recbole"]
-        if "ours_seeds" in row:
-            print_seeds_row(row["dataset"], row["ours_seeds"])
-        if ours["seconds_to_recbole_best_valid"]:
-            speedup = recbole["seconds_to_recbole_best_valid"] / ours["seconds_to_recbole_best_valid"]
-            memory = recbole["peak_rss_mb"] / ours["peak_rss_mb"]
+        reached = [r["seconds_to_recbole_best_valid"] for r in ours if r["seconds_to_recbole_best_valid"]]
+        if len(reached) == len(ours):
+            recbole = row["recbole"]
+            speedup = recbole["seconds_to_recbole_best_valid"] / statistics.fmean(reached)
+            memory = recbole["peak_rss_mb"] / statistics.fmean(r["peak_rss_mb"] for r in ours)
             print(f"| {row['dataset']} | ours vs RecBole | | {speedup:.1f}x faster | {memory:.1f}x less | | |")
-
-
-def print_seeds_row(dataset: str, runs: list[dict]) -> None:
-    """Our side over several seeds: mean ± sd of each column (time to target over the seeds that reached it)."""
-    from _grid import summary as cell
-
-    reached = [r["seconds_to_recbole_best_valid"] for r in runs if r["seconds_to_recbole_best_valid"] is not None]
-    print(
-        f"| {dataset} | ours, seeds {', '.join(str(r['seed']) for r in runs)} | "
-        f"{cell([r['seconds_per_epoch'] for r in runs], 1)} | "
-        f"{cell(reached, 0) if reached else 'not reached'} ({len(reached)} of {len(runs)} reached) | "
-        f"{cell([r['peak_rss_mb'] for r in runs], 0)} | {cell([r['test']['hr@10'] for r in runs], 4)} | "
-        f"{cell([r['test']['ndcg@10'] for r in runs], 4)} |"
-    )
 
 
 def main() -> None:
@@ -227,7 +223,11 @@ def main() -> None:
     parser.add_argument("--max-users", type=int, default=None, help="only the first N users (a quick check)")
     parser.add_argument("--ours", help=argparse.SUPPRESS)  # internal: run our side on this atomic file
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--report", action="store_true", help="print the table of the results file and stop")
     args = parser.parse_args()
+    if args.report:
+        print_table(json.loads((RESULTS / f"{args.output}.json").read_text())["results"])
+        return
     use_shared_data()
     if args.ours:
         ours = run_ours(args.ours, args.seed, args.patience, args.max_epochs, args.window_stride)
