@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import hydra
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_seqrec.checkpoint import load_checkpoint
@@ -101,10 +103,11 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
     """Fit with the configured trainer, callbacks and loggers, test the best checkpoint (metrics printed and
     written to `test_metrics.json`), and print one user's top-k."""
     module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    callbacks = list(_instantiate_dict(cfg.get("callbacks")).values())
+    if cfg.ckpt_path:
+        _continue_checkpoints(callbacks, Path(cfg.ckpt_path))
     trainer = instantiate(
-        cfg.trainer,
-        callbacks=list(_instantiate_dict(cfg.get("callbacks")).values()),
-        logger=list(_instantiate_dict(cfg.get("logger")).values()) or False,
+        cfg.trainer, callbacks=callbacks, logger=list(_instantiate_dict(cfg.get("logger")).values()) or False
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     results = {}
@@ -119,6 +122,18 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
         history = datamodule.user_history(user)
         _print_recommendations(module, history, cfg.top_k, f"top-{cfg.top_k} for user {user}:")
     return results
+
+
+def _continue_checkpoints(callbacks: list, ckpt: Path) -> None:
+    """A resumed run writes its checkpoints next to the one it resumes from. Lightning restores a checkpoint
+    callback's best score and top-k only into the folder they were saved in: in a new folder the resumed run would
+    forget its best epoch so far, and the test would score whichever epoch came after the resume."""
+    if not ckpt.is_file():
+        raise SeqRecError(f"ckpt_path={ckpt} is not a file; pass the run's checkpoints/last.ckpt to resume it.")
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath != os.path.realpath(ckpt.parent):
+            log.info("Resuming from %s: checkpoints continue in %s, with its best so far.", ckpt, ckpt.parent)
+            callback.dirpath = os.path.realpath(ckpt.parent)
 
 
 def _checkpoint_data(cfg: DictConfig, module):

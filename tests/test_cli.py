@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import chain_log
 
 
@@ -104,3 +105,34 @@ def test_missing_checkpoint_and_malformed_data(tmp_path):
         cwd=tmp_path,
     )
     assert bad.returncode == 2 and "user_id" in bad.stderr
+
+
+def test_resume_into_a_new_run_folder_keeps_the_best_checkpoint_so_far(tmp_path):
+    """`ckpt_path=` with another run folder continues the checkpoints where they were, so the best score before the
+    resume carries over (in a new folder Lightning would forget it and the test would score a later epoch)."""
+    chain_log().to_csv(tmp_path / "events.csv", index=False)
+    data = ["data=table", f"data.path={tmp_path / 'events.csv'}", "data.columns.user_id=user"]
+    data += ["data.columns.item_id=item", "data.columns.timestamp=ts", "data.max_len=8", "model.embedding_dim=16"]
+    run = [*data, "trainer.enable_progress_bar=false", "logger=none"]
+    first = seqrec("train", *run, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'first'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    checkpoints = tmp_path / "first" / "checkpoints"
+
+    def best_state() -> dict:
+        saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+        return saved["epoch"], next(v for k, v in saved["callbacks"].items() if k.startswith("ModelCheckpoint"))
+
+    epoch, before = best_state()
+    resumed = seqrec(
+        "train", *run, "trainer.max_epochs=4", f"ckpt_path={checkpoints / 'last.ckpt'}",
+        f"hydra.run.dir={tmp_path / 'second'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "checkpoints continue in" in (tmp_path / "second" / "cli.log").read_text()
+    assert not (tmp_path / "second" / "checkpoints").exists()
+    epoch_after, after = best_state()
+    assert (epoch, epoch_after) == (1, 3)
+    assert after["best_model_score"] >= before["best_model_score"]
+    assert Path(after["best_model_path"]).parent == checkpoints.resolve() and Path(after["best_model_path"]).is_file()
+    missing = seqrec("train", *run, "ckpt_path=nope.ckpt", f"hydra.run.dir={tmp_path / 'third'}", cwd=tmp_path)
+    assert missing.returncode == 2 and "pass the run's checkpoints/last.ckpt" in missing.stderr
