@@ -25,9 +25,9 @@ def build_rows(names: list[str]) -> list[dict]:
     it as `seqrec zoo build NAME`)."""
     rows = []
     for name in names:
-        entry = model_zoo.entry(name)
-        seed = int(model_zoo.train_config(entry.overrides()).seed)
-        rows.append({"entry": name, "overrides": entry.overrides(), "seeds": [seed], "zoo": {seed: name}})
+        overrides = model_zoo.entry(name).overrides()
+        seed = int(model_zoo.train_config(overrides).seed)
+        rows.append({"entry": name, "overrides": overrides, "seeds": [seed], "zoo": {seed: name}})
     return rows
 
 

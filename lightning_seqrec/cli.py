@@ -130,10 +130,11 @@ def _continue_checkpoints(callbacks: list, ckpt: Path) -> None:
     forget its best epoch so far, and the test would score whichever epoch came after the resume."""
     if not ckpt.is_file():
         raise SeqRecError(f"ckpt_path={ckpt} is not a file; pass the run's checkpoints/last.ckpt to resume it.")
+    folder = os.path.realpath(ckpt.parent)
     for callback in callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath != os.path.realpath(ckpt.parent):
-            log.info("Resuming from %s: checkpoints continue in %s, with its best so far.", ckpt, ckpt.parent)
-            callback.dirpath = os.path.realpath(ckpt.parent)
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath != folder:
+            log.info("Resuming from %s: checkpoints continue in %s, with its best so far.", ckpt, folder)
+            callback.dirpath = folder
 
 
 def _checkpoint_data(cfg: DictConfig, module):

@@ -118,7 +118,7 @@ def test_resume_into_a_new_run_folder_keeps_the_best_checkpoint_so_far(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     checkpoints = tmp_path / "first" / "checkpoints"
 
-    def best_state() -> dict:
+    def best_state() -> tuple[int, dict]:
         saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
         return saved["epoch"], next(v for k, v in saved["callbacks"].items() if k.startswith("ModelCheckpoint"))
 
