@@ -119,8 +119,10 @@ def run_grid(
             collect()
             write_json(output, {**payload, "results": table})
 
+    # seed by seed (rows in order within a seed), so a grid cut short has every row's first seeds
+    cells = sorted(((row, seed) for row in table for seed in row.get("seeds", seeds)), key=lambda cell: cell[1])
     with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(task, row, seed) for row in table for seed in row.get("seeds", seeds)]
+        futures = [pool.submit(task, row, seed) for row, seed in cells]
         for future in futures:
             future.result()
     collect()  # rows whose runs were all kept
