@@ -3,8 +3,9 @@ Hub folder and card), run N at a time; an interrupted build continues from its l
 
     python benchmarks/zoo_builds.py --jobs 2 --threads 1 --resume          # every entry not yet built
     python benchmarks/zoo_builds.py sasrec.ce-toys gru4rec.ce-ml-1m --resume
+    python benchmarks/zoo_builds.py sasrec.ce-ml-1m --output zoo_builds_ml1m --resume   # beside a running grid
 
-The cards hold the metrics each build measured; benchmarks/results/zoo_builds.json adds each build's wall time.
+The cards hold the metrics each build measured; benchmarks/results/<output>.json adds each build's wall time.
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="builds at once (e.g. --jobs 2 --threads 1 on 2 cores)")
     parser.add_argument("--resume", action="store_true", help="keep finished builds and continue interrupted ones")
     parser.add_argument("--override", action="append", default=[], help="extra override, e.g. trainer=gpu")
+    parser.add_argument(
+        "--output", default="zoo_builds", help="results name (a second grid running at once needs its own)"
+    )
     args = parser.parse_args()
     use_shared_data()
     names = args.names or [e.name for e in model_zoo.list_entries() if not e.built]
     run_grid(
         build_rows(names),
         [],
-        "zoo_builds",
+        args.output,
         {"args": vars(args), "command": " ".join(sys.argv)},
         lambda r: r["entry"],
         COLUMNS,
