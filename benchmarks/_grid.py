@@ -85,7 +85,8 @@ def run_grid(
     """Run every row of `table` (dicts with an `overrides` list, optionally `seeds` of its own and `zoo`: {seed:
     zoo entry whose recipe is the row's overrides with that seed}) for every seed; `common` overrides are added to
     each run but are not part of a row's identity. Each row gains `runs` (one result per finished seed);
-    benchmarks/results/<output>.json is rewritten after every run. Run folders live under outputs/grid/<output>/;
+    benchmarks/results/<output>.json is rewritten after every run. Run folders live under outputs/grid/<output>/
+    (under `$SEQREC_GRID_DIR/<output>/` when set, e.g. a folder outside a checkout that may be laid anew);
     with `resume`, the runs already in the results file are kept and an interrupted run continues from its last
     checkpoint, so a grid longer than one sitting loses at most an epoch per run in flight."""
     done: dict[tuple[str, int], dict] = {}
@@ -94,7 +95,7 @@ def run_grid(
         for row in json.loads(path.read_text())["results"]:
             for r in row.get("runs", []):
                 done[(json.dumps(row["overrides"]), r["seed"])] = r
-    workdir = REPO / "outputs" / "grid" / output
+    workdir = Path(os.environ.get("SEQREC_GRID_DIR") or REPO / "outputs" / "grid") / output
     lock = threading.Lock()
 
     def collect() -> None:
