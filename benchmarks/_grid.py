@@ -81,14 +81,16 @@ def run_grid(
     jobs: int = 1,
     threads: int | None = None,
     resume: bool = False,
+    kept: tuple[dict, ...] = (),
 ) -> list[dict]:
     """Run every row of `table` (dicts with an `overrides` list, optionally `seeds` of its own and `zoo`: {seed:
     zoo entry whose recipe is the row's overrides with that seed}) for every seed; `common` overrides are added to
-    each run but are not part of a row's identity. Each row gains `runs` (one result per finished seed);
-    benchmarks/results/<output>.json is rewritten after every run. Run folders live under outputs/grid/<output>/
-    (under `$SEQREC_GRID_DIR/<output>/` when set, e.g. a folder outside a checkout that may be laid anew);
-    with `resume`, the runs already in the results file are kept and an interrupted run continues from its last
-    checkpoint, so a grid longer than one sitting loses at most an epoch per run in flight."""
+    each run but are not part of a row's identity; `kept` rows (other grids' results) are written along unchanged.
+    Each row gains `runs` (one result per finished seed); benchmarks/results/<output>.json is rewritten after every
+    run. Run folders live under outputs/grid/<output>/ (under `$SEQREC_GRID_DIR/<output>/` when set, e.g. a folder
+    outside a checkout that may be laid anew); with `resume`, the runs already in the results file are kept and an
+    interrupted run continues from its last checkpoint, so a grid longer than one sitting loses at most an epoch per
+    run in flight."""
     done: dict[tuple[str, int], dict] = {}
     path = RESULTS / f"{output}.json"
     if resume and path.exists():
@@ -118,7 +120,7 @@ def run_grid(
             cells = ", ".join(f"{c} {result[c]:.4f}" for c in columns)
             print(f"{describe(row)} seed {seed}: {cells} ({result['seconds']} s)", flush=True)
             collect()
-            write_json(output, {**payload, "results": table})
+            write_json(output, {**payload, "results": [*kept, *table]})
 
     # seed by seed (rows in order within a seed), so a grid cut short has every row's first seeds
     cells = sorted(((row, seed) for row in table for seed in row.get("seeds", seeds)), key=lambda cell: cell[1])

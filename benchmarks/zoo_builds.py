@@ -11,9 +11,10 @@ The cards hold the metrics each build measured; benchmarks/results/<output>.json
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from _common import use_shared_data
+from _common import RESULTS, use_shared_data
 from _grid import run_grid
 
 from lightning_seqrec import zoo as model_zoo
@@ -45,6 +46,10 @@ def main() -> None:
     args = parser.parse_args()
     use_shared_data()
     names = args.names or [e.name for e in model_zoo.list_entries() if not e.built]
+    path = RESULTS / f"{args.output}.json"
+    # builds of entries not named here stay in the results file, each with the command that ran it
+    previous = json.loads(path.read_text()) if path.exists() else {"results": []}
+    kept = tuple({"command": previous["command"], **r} for r in previous["results"] if r["entry"] not in names)
     run_grid(
         build_rows(names),
         [],
@@ -56,6 +61,7 @@ def main() -> None:
         jobs=args.jobs,
         threads=args.threads,
         resume=args.resume,
+        kept=kept,
     )
     for entry in model_zoo.list_entries():
         print(f"{entry.name}: {entry.status}", *(f"{k} {v:.4f}" for k, v in entry.metrics.items()))
