@@ -145,6 +145,35 @@ def test_overlapping_windows_predict_each_next_item_once_with_the_longest_histor
     assert torch.equal(tensors["item_seq"][tensors["user"] == 1], torch.tensor([[0, 0, 0, 1]]))  # one window
 
 
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_prefix_windows_cut_short_sequences_too_and_keep_each_target_once(stride):
+    max_len, lengths = 4, [11, 2, 5, 3]
+    seqs, _ = sequences([(f"u{u}", i, i) for u, n in enumerate(lengths) for i in range(1, n + 1)])
+    tensors = train_windows(seqs, max_len=max_len, stride=stride, prefixes=True)
+    inputs, target = tensors["item_seq"], tensors["target_seq"]
+    kept = target > 0
+    for user, n in enumerate(lengths):
+        mine = tensors["user"] == user
+        assert int(mine.sum()) == -(-(n - 1) // stride)  # a window every `stride` targets, down to the first
+        assert sorted(target[mine][kept[mine]].tolist()) == list(range(2, n + 1))
+    assert torch.equal(inputs[kept] + 1, target[kept])
+    assert bool((kept.sum(dim=1) <= stride).all())  # a window predicts only its newest `stride` items
+    if stride == 1:  # every prefix is a sample predicting its last item, with all of its history up to max_len
+        assert bool(kept[:, -1].all()) and int(kept.sum()) == len(target)
+        short = tensors["item_seq"][tensors["user"] == 3]
+        assert short.tolist() == [[0, 0, 1, 2], [0, 0, 0, 1]]  # 1,2,3 -> (1,2 -> 3) and (1 -> 2), newest first
+
+
+def test_datamodule_trains_on_every_prefix_when_asked(chain_interactions):
+    plain = SeqRecDataModule(chain_interactions, max_len=4)
+    prefixes = SeqRecDataModule(chain_interactions, max_len=4, window_stride=1, prefix_windows=True)
+    for dm in (plain, prefixes):
+        dm.setup()
+    targets = int((plain.split.train.lengths - 1).sum())
+    assert len(prefixes.train_tensors["item_seq"]) == targets
+    assert int((prefixes.train_tensors["target_seq"] > 0).sum()) == targets
+
+
 def test_window_stride_of_max_len_is_the_default_and_others_are_refused():
     seqs, _ = sequences([("a", i, i) for i in range(1, 12)])
     default, explicit = train_windows(seqs, max_len=4), train_windows(seqs, max_len=4, stride=4)

@@ -39,7 +39,8 @@ class SeqRecDataModule(L.LightningDataModule):
     CSV/TSV/parquet file read with a `columns` mapping, or an `Interactions` object built in Python.
     `path` points at local files instead of the default location or download. The vocabulary is built
     from the items left after filtering; every split shares it. Training sequences are cut into `max_len`
-    windows every `window_stride` items (default `max_len`: no overlap); see `train_windows`.
+    windows every `window_stride` items (default `max_len`: no overlap), all the way back to each sequence's
+    start with `prefix_windows` (with `window_stride=1`: every prefix a sample); see `train_windows`.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class SeqRecDataModule(L.LightningDataModule):
         columns: Mapping[str, str] | None = None,
         max_len: int = 50,
         window_stride: int | None = None,
+        prefix_windows: bool = False,
         split: str = "loo",
         split_kwargs: Mapping | None = None,
         dedupe: str | None = None,
@@ -65,7 +67,7 @@ class SeqRecDataModule(L.LightningDataModule):
         if dedupe not in (None, "first", "last", "consecutive"):
             raise DataError(f"dedupe={dedupe!r} is not valid; use null, 'first', 'last' or 'consecutive'.")
         self.dataset, self.path, self.columns = dataset, path, dict(columns or {})
-        self.max_len, self.window_stride = max_len, window_stride
+        self.max_len, self.window_stride, self.prefix_windows = max_len, window_stride, prefix_windows
         self.split_name, self.split_kwargs = split, dict(split_kwargs or {})
         self.dedupe, self.user_core, self.item_core = dedupe, user_core, item_core
         self.batch_size, self.eval_batch_size, self.num_workers, self.seed = (
@@ -127,7 +129,7 @@ class SeqRecDataModule(L.LightningDataModule):
 
     def training_tensors(self) -> dict[str, torch.Tensor]:
         """The padded training rows: every next item of a training sequence is a target."""
-        return train_windows(self.split.train, self.max_len, self.window_stride)
+        return train_windows(self.split.train, self.max_len, self.window_stride, self.prefix_windows)
 
     def embedding_corpus(self) -> list[np.ndarray]:
         """Item sequences to pre-train item embeddings on (e.g. Word2Vec): the training sequences only, so the
@@ -313,7 +315,7 @@ class LabelPredictionDataModule(SeqRecDataModule):
 
     def training_tensors(self) -> dict[str, torch.Tensor]:
         if self.split.train_stream is not None:
-            return train_windows(self.split.train_stream, self.max_len, self.window_stride)
+            return train_windows(self.split.train_stream, self.max_len, self.window_stride, self.prefix_windows)
         return label_windows(self.split.train, self.max_len)
 
     def embedding_corpus(self) -> list[np.ndarray]:
