@@ -11,7 +11,8 @@ loss at the last position); ours cuts histories into max-length windows and pred
 window (batch 128 windows; `--window-stride N` overlaps them so every target has at least 50 - N items of
 history), or, with `--prefix-windows --window-stride 1`, makes every prefix a sample as RecBole does (`--batch-size`
 of them per batch): on short histories (Beauty) one window per user trains a clearly worse model (best validation
-NDCG@10 0.0445 against 0.05 with prefixes). Each side runs in a fresh process that reports its own peak memory
+NDCG@10 0.0445 against 0.05 with prefixes); `--return-freed-memory` trades our step time for resident memory as the
+`ReturnFreedMemory` callback does. Each side runs in a fresh process that reports its own peak memory
 (VmHWM).
 
 RecBole needs its own virtual environment (as of now it needs setuptools<81, numpy<2, pandas<2.3 and, for
@@ -82,8 +83,11 @@ def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int, args) -
 
     from lightning_seqrec import SASRec
     from lightning_seqrec.data import SeqRecDataModule, read_table
+    from lightning_seqrec.memory import fix_mmap_threshold
 
     L.seed_everything(seed, workers=True)
+    if args.return_freed_memory:  # what the ReturnFreedMemory callback does at fit start
+        fix_mmap_threshold()
     start = time.perf_counter()
     data = read_table(inter_path, columns=ATOMIC_COLUMNS, sep="\t")
     dm = SeqRecDataModule(
@@ -161,6 +165,7 @@ def compare(dataset: str, args, tmp: Path) -> dict:
                 f"--batch-size={args.batch_size}",
                 *([f"--window-stride={args.window_stride}"] if args.window_stride else []),
                 *(["--prefix-windows"] if args.prefix_windows else []),
+                *(["--return-freed-memory"] if args.return_freed_memory else []),
             ],
             ours_out,
             env,
@@ -269,6 +274,11 @@ def main() -> None:
         "with --window-stride 1 every prefix is a sample, as in RecBole)",
     )
     parser.add_argument("--batch-size", type=int, default=128, help="our side: training windows per batch")
+    parser.add_argument(
+        "--return-freed-memory",
+        action="store_true",
+        help="our side: glibc's mmap threshold fixed, as the ReturnFreedMemory callback does (less RSS, slower steps)",
+    )
     parser.add_argument("--output", default="compare_recbole")
     parser.add_argument(
         "--state-dir",

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from lightning_seqrec.callbacks import ReturnFreedMemory
 
 from lightning_seqrec.memory import fix_mmap_threshold
 
@@ -16,6 +17,7 @@ glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="needs
 # and prints its RSS growth in MB
 CHURN = """
 import sys, torch
+from lightning_seqrec.callbacks import ReturnFreedMemory
 from lightning_seqrec.memory import fix_mmap_threshold
 if sys.argv[1] == "fixed":
     assert fix_mmap_threshold()
@@ -31,8 +33,10 @@ print(rss() - start)
 
 
 @glibc_only
-def test_fixed_threshold_is_set_and_a_user_choice_is_respected(monkeypatch):
-    assert fix_mmap_threshold() is True
+def test_fixed_threshold_is_set_by_the_callback_and_a_user_choice_is_respected(monkeypatch):
+    callback = ReturnFreedMemory()
+    callback.on_fit_start(None, None)
+    assert callback.applied and fix_mmap_threshold() is True
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "33554432")
     assert fix_mmap_threshold() is False
 

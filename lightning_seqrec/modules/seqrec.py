@@ -14,7 +14,6 @@ from lightning_seqrec.backbones import create_backbone
 from lightning_seqrec.data.datamodule import pad_histories
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import ConfigError
-from lightning_seqrec.memory import fix_mmap_threshold
 from lightning_seqrec.metrics import RankingEvaluator
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
 from lightning_seqrec.optim import SparseAwareAdamW
@@ -135,9 +134,6 @@ class SeqRecModule(L.LightningModule):
         return scores
 
     # ----------------------------------------------------------------- lightning hooks
-    def on_fit_start(self) -> None:
-        fix_mmap_threshold()  # freed step buffers go back to the OS instead of fragmenting the heap
-
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None:
