@@ -86,8 +86,6 @@ def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int, args) -
     from lightning_seqrec.memory import fix_mmap_threshold
 
     L.seed_everything(seed, workers=True)
-    if args.return_freed_memory:  # what the ReturnFreedMemory callback does at fit start
-        fix_mmap_threshold()
     start = time.perf_counter()
     data = read_table(inter_path, columns=ATOMIC_COLUMNS, sep="\t")
     dm = SeqRecDataModule(
@@ -102,6 +100,8 @@ def run_ours(inter_path: str, seed: int, patience: int, max_epochs: int, args) -
     dm.setup()
     prepare_seconds = time.perf_counter() - start
     module = SASRec(dm.num_items, **MATCHED, lr=1e-3, mask_seen=False, seed=seed)
+    if args.return_freed_memory:  # what the ReturnFreedMemory callback does when fit starts
+        fix_mmap_threshold()
     fit = fit_and_test(module, dm, max_epochs, patience, label="ours ")
     return {
         "library": "lightning-seqrec",
