@@ -27,7 +27,7 @@ SHIPPED = {
     f"sasrec.{objective}-{data}"
     for objective in ("ce", "rcl")
     for data in ("beauty", "sports", "toys", "yelp", "ml-1m")
-} | {"gru4rec.ce-beauty", "gru4rec.ce-ml-1m", "lstm.w2v-ce-retailrocket"}
+} | {"gru4rec.ce-beauty", "gru4rec.ce-ml-1m", "lstm.w2v-ce-retailrocket", "lstm.w2v-ce-beauty-last"}
 DATA_TARGETS = {
     "beauty": "AmazonBeauty",
     "sports": "AmazonSports",
@@ -35,6 +35,7 @@ DATA_TARGETS = {
     "yelp": "Yelp",
     "ml-1m": "MovieLens1M",
     "retailrocket": "LabelPredictionDataModule",
+    "beauty-last": "LabelPredictionDataModule",
 }
 
 
