@@ -17,7 +17,6 @@ glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="needs
 # and prints its RSS growth in MB
 CHURN = """
 import sys, torch
-from lightning_seqrec.callbacks import ReturnFreedMemory
 from lightning_seqrec.memory import fix_mmap_threshold
 if sys.argv[1] == "fixed":
     assert fix_mmap_threshold()
