@@ -27,7 +27,7 @@ USAGE = """usage: seqrec COMMAND [key=value ...]
 commands:
   train       train a model and test it     seqrec train experiment=sasrec_beauty_ce
   finetune    adapt a model to new data     seqrec finetune zoo=sasrec.ce-beauty data=sports
-  eval        test metrics of a checkpoint  seqrec eval ckpt=path/to/last.ckpt
+  eval        test metrics of a checkpoint  seqrec eval ckpt=path/to/epoch012.ckpt
   recommend   top-k for a user or history   seqrec recommend ckpt=... user=1 | history=[1,2,3]
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
@@ -112,7 +112,8 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     results = {}
     if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        monitored = [c for c in trainer.checkpoint_callbacks if c.monitor]  # not the every-epoch last.ckpt
+        best = monitored[0].best_model_path if monitored else ""
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
         _print_metrics(f"test metrics ({'best checkpoint ' + best if best else 'last weights'}):", results)
         if trainer.is_global_zero:  # machine-readable copy for sweeps and benchmark scripts

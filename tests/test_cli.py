@@ -136,3 +136,22 @@ def test_resume_into_a_new_run_folder_keeps_the_best_checkpoint_so_far(tmp_path)
     assert Path(after["best_model_path"]).parent == checkpoints.resolve() and Path(after["best_model_path"]).is_file()
     missing = seqrec("train", *run, "ckpt_path=nope.ckpt", f"hydra.run.dir={tmp_path / 'third'}", cwd=tmp_path)
     assert missing.returncode == 2 and "pass the run's checkpoints/last.ckpt" in missing.stderr
+
+
+def test_last_ckpt_is_the_last_epoch_while_the_test_scores_the_best(tmp_path):
+    """`last.ckpt` is written at every epoch's end (Lightning's `save_last` writes it only when a new best is saved,
+    so a run resumed after a plateau would redo every epoch since its best), and the test still scores the best
+    epoch. Ranking by lowest NDCG makes the best epoch differ from the last on this data."""
+    chain_log().to_csv(tmp_path / "events.csv", index=False)
+    data = ["data=table", f"data.path={tmp_path / 'events.csv'}", "data.columns.user_id=user"]
+    data += ["data.columns.item_id=item", "data.columns.timestamp=ts", "data.max_len=8", "model.embedding_dim=16"]
+    result = seqrec(
+        "train", *data, "trainer.max_epochs=3", "callbacks.model_checkpoint.mode=min", "logger=none",
+        "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = tmp_path / "run" / "checkpoints"
+    (best,) = checkpoints.glob("epoch*.ckpt")
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and best.name != "epoch002.ckpt"
+    assert f"best checkpoint {best}" in result.stdout
