@@ -12,8 +12,8 @@ from lightning_seqrec.backbones.registry import register_backbone
 class LSTMBackbone(GRU4RecBackbone):
     """An LSTM over the real items whose projected hidden state is a predicted item embedding.
 
-    It reuses GRU4Rec's handling of left padding (packing, so padding never enters the recurrence) and its
-    output projection to the item-embedding size; only the recurrent cell differs (kept under the `gru`
+    It reuses GRU4Rec's handling of left padding (moved behind the items, where the recurrence never reads it)
+    and its output projection to the item-embedding size; only the recurrent cell differs (kept under the `gru`
     attribute that the shared forward pass calls).
     """
 
