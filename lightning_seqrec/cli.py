@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_seqrec.checkpoint import load_checkpoint
@@ -109,7 +111,10 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=list(_instantiate_dict(cfg.get("logger")).values()) or False
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except SIGTERMException:  # Lightning's SystemExit(0): a stopped run would look like a finished one
+        _exit_stopped(trainer)
     results = {}
     if cfg.test:
         monitored = [c for c in trainer.checkpoint_callbacks if c.monitor]  # not the every-epoch last.ckpt
@@ -123,6 +128,17 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
         history = datamodule.user_history(user)
         _print_recommendations(module, history, cfg.top_k, f"top-{cfg.top_k} for user {user}:")
     return results
+
+
+def _exit_stopped(trainer) -> None:
+    """A run stopped by SIGTERM (preemption, `kill`) exits 143 before the test, saying how to resume it."""
+    saved = [c.best_model_path for c in trainer.checkpoint_callbacks if not c.monitor and c.best_model_path]
+    resume = f" Resume it with ckpt_path={saved[0]}." if saved else ""
+    print(
+        f"seqrec: training stopped by SIGTERM in epoch {trainer.current_epoch}, before the test.{resume}",
+        file=sys.stderr,
+    )
+    sys.exit(128 + signal.SIGTERM)
 
 
 def _continue_checkpoints(callbacks: list, ckpt: Path) -> None:

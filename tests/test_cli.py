@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,20 +19,20 @@ def seqrec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def chain_table(folder: Path) -> list[str]:
+    """The chain log written as a user's CSV in `folder`, and the `data=table` overrides of a tiny model on it."""
+    chain_log().to_csv(folder / "events.csv", index=False)
+    data = ["data=table", f"data.path={folder / 'events.csv'}", "data.columns.user_id=user"]
+    return [*data, "data.columns.item_id=item", "data.columns.timestamp=ts", "data.max_len=8", "model.embedding_dim=16"]
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """`seqrec train` on a user's own CSV through data=table, two epochs, logged to W&B offline."""
     tmp = tmp_path_factory.mktemp("cli")
-    chain_log().to_csv(tmp / "events.csv", index=False)
     result = seqrec(
         "train",
-        "data=table",
-        f"data.path={tmp / 'events.csv'}",
-        "data.columns.user_id=user",
-        "data.columns.item_id=item",
-        "data.columns.timestamp=ts",
-        "data.max_len=8",
-        "model.embedding_dim=16",
+        *chain_table(tmp),
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",
         "show_user=u3",
@@ -110,9 +111,7 @@ def test_missing_checkpoint_and_malformed_data(tmp_path):
 def test_resume_into_a_new_run_folder_keeps_the_best_checkpoint_so_far(tmp_path):
     """`ckpt_path=` with another run folder continues the checkpoints where they were, so the best score before the
     resume carries over (in a new folder Lightning would forget it and the test would score a later epoch)."""
-    chain_log().to_csv(tmp_path / "events.csv", index=False)
-    data = ["data=table", f"data.path={tmp_path / 'events.csv'}", "data.columns.user_id=user"]
-    data += ["data.columns.item_id=item", "data.columns.timestamp=ts", "data.max_len=8", "model.embedding_dim=16"]
+    data = chain_table(tmp_path)
     run = [*data, "trainer.enable_progress_bar=false", "logger=none"]
     first = seqrec("train", *run, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'first'}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -142,9 +141,7 @@ def test_last_ckpt_is_the_last_epoch_while_the_test_scores_the_best(tmp_path):
     """`last.ckpt` is written at every epoch's end (Lightning's `save_last` writes it only when a new best is saved,
     so a run resumed after a plateau would redo every epoch since its best), and the test still scores the best
     epoch. Ranking by lowest NDCG makes the best epoch differ from the last on this data."""
-    chain_log().to_csv(tmp_path / "events.csv", index=False)
-    data = ["data=table", f"data.path={tmp_path / 'events.csv'}", "data.columns.user_id=user"]
-    data += ["data.columns.item_id=item", "data.columns.timestamp=ts", "data.max_len=8", "model.embedding_dim=16"]
+    data = chain_table(tmp_path)
     result = seqrec(
         "train", *data, "trainer.max_epochs=3", "callbacks.model_checkpoint.mode=min", "logger=none",
         "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
@@ -155,3 +152,26 @@ def test_last_ckpt_is_the_last_epoch_while_the_test_scores_the_best(tmp_path):
     last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 2 and best.name != "epoch002.ckpt"
     assert f"best checkpoint {best}" in result.stdout
+
+
+def test_sigterm_stops_training_with_status_143_and_says_how_to_resume(tmp_path):
+    """Lightning turns SIGTERM into SystemExit(0), so a preempted run would pass for a finished one: `seqrec`
+    exits 143 instead, before the test, naming the checkpoint to resume from."""
+    data = chain_table(tmp_path)
+    args = ["train", *data, "trainer.max_epochs=100000", "callbacks.early_stopping.patience=100000", "logger=none"]
+    args += ["trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lightning_seqrec.cli", *args], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    try:
+        while not last.exists() and proc.poll() is None:  # the run has finished an epoch
+            time.sleep(0.5)
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "training stopped by SIGTERM in epoch" in stderr and f"ckpt_path={last}" in stderr
+    assert not (tmp_path / "run" / "test_metrics.json").exists()
