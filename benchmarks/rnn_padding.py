@@ -20,7 +20,7 @@ import torch
 from _common import write_json
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lightning_seqrec.backbones.gru4rec import GRU4RecBackbone
+from lightning_seqrec.backbones.gru4rec import GRU4RecBackbone, rotate_rows
 from lightning_seqrec.backbones.lstm import LSTMBackbone
 
 
@@ -28,12 +28,10 @@ def packed_forward(backbone: GRU4RecBackbone, x: torch.Tensor, mask: torch.Tenso
     """The backbone's forward pass with the real items packed instead of padded (the comparison path)."""
     length, lengths = x.shape[1], mask.sum(1).clamp(min=1)
     pad = length - lengths
-    shift = (torch.arange(length)[None, :] + pad[:, None]) % length
-    first = x.gather(1, shift[..., None].expand_as(x))
-    packed = pack_padded_sequence(backbone.input_drop(first), lengths, batch_first=True, enforce_sorted=False)
+    first = backbone.input_drop(rotate_rows(x, pad))
+    packed = pack_padded_sequence(first, lengths, batch_first=True, enforce_sorted=False)
     out, _ = pad_packed_sequence(backbone.gru(packed)[0], batch_first=True, total_length=length)
-    back = (torch.arange(length)[None, :] - pad[:, None]) % length
-    return backbone.out(out.gather(1, back[..., None].expand_as(out))) * mask[..., None]
+    return backbone.out(rotate_rows(out, -pad)) * mask[..., None]
 
 
 def seconds(forward, x: torch.Tensor, mask: torch.Tensor, repeats: int) -> float:

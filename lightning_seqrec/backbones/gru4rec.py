@@ -23,12 +23,14 @@ class GRU4RecBackbone(nn.Module):
         self.out = nn.Linear(hidden_dim, embedding_dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
-        length = x.shape[1]
-        pad = length - mask.sum(1)
-        # left-padded -> items first: row b, column t reads column t + pad_b
-        shift = (torch.arange(length, device=x.device)[None, :] + pad[:, None]) % length
-        first = x.gather(1, shift[..., None].expand_as(x))
-        out, _ = self.gru(self.input_drop(first))
-        back = (torch.arange(length, device=x.device)[None, :] - pad[:, None]) % length
-        h = out.gather(1, back[..., None].expand_as(out))
-        return self.out(h) * mask[..., None]
+        pad = x.shape[1] - mask.sum(1)
+        out, _ = self.gru(self.input_drop(rotate_rows(x, pad)))
+        return self.out(rotate_rows(out, -pad)) * mask[..., None]
+
+
+def rotate_rows(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Row b, column t reads column t + shift_b (mod length): a left-padded row with `shift` = its padding gets
+    its items first, and `-shift` puts them back."""
+    length = x.shape[1]
+    index = (torch.arange(length, device=x.device)[None, :] + shift[:, None]) % length
+    return x.gather(1, index[..., None].expand_as(x))
