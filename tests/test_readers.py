@@ -589,6 +589,20 @@ def test_load_dataset_resolution_order(env, tmp_path):
     )
 
 
+def test_load_dataset_takes_only_the_full_retailrocket_file_by_name(env, tmp_path):
+    folder = tmp_path / "datasets" / "retailrocket"
+    write(folder / "events_sample_1500visitors.csv.gz", EVENTS_CSV)
+    env.setenv("SEQREC_DATA_DIR", str(tmp_path / "datasets"))
+    raises(
+        lambda: load_dataset("retailrocket"),
+        f"{folder} (none of ['events.csv'] there)",
+        "a sample of it is read only when passed as data.path / path=",
+    )
+    assert len(load_dataset("retailrocket", path=folder)) == 3
+    write(folder / "events.csv", EVENTS_CSV.replace("view,355908", "view,1"))
+    assert 1 in load_dataset("retailrocket").frame["item_id"].to_list()
+
+
 def test_load_dataset_ml_latest_small_falls_back_to_embedded(env):
     data = load_dataset("ml-latest-small", download=False)
     assert len(data) == 100836 and data.meta["source"][0].startswith(str(EMBEDDED_ML_LATEST_SMALL))

@@ -853,11 +853,14 @@ DATASETS: dict[str, DatasetSpec] = {
         "retailrocket",
         "retailrocket",
         read_retailrocket,
-        ("events.csv", "events*.csv"),
+        # Only the full file marks a folder, so a sample beside it (events_sample_*.csv) is never taken for the
+        # dataset by name: a run or zoo build called `retailrocket` trains on all of it. Samples go by `path=`.
+        ("events.csv",),
         (),
         "Retail Rocket's Kaggle dataset (CC BY-NC-SA 4.0 as far as known): non-commercial, share alike.",
         manual="download events.csv from https://www.kaggle.com/datasets/retailrocket/ecommerce-dataset "
-        "(needs a Kaggle login) and put it into {folder}",
+        "(needs a Kaggle login) and put it into {folder}; a sample of it is read only when passed as "
+        "data.path / path=",
     ),
     "xmrec": DatasetSpec(
         "xmrec",
