@@ -12,11 +12,16 @@ import pytest
 import torch
 from conftest import chain_log
 
+OFFLINE = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+
+
+def seqrec_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lightning_seqrec.cli", *args]
+
 
 def seqrec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "lightning_seqrec.cli", *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, **OFFLINE}
+    return subprocess.run(seqrec_command(*args), cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def chain_table(folder: Path) -> list[str]:
@@ -160,10 +165,8 @@ def test_sigterm_stops_training_with_status_143_and_says_how_to_resume(tmp_path)
     data = chain_table(tmp_path)
     args = ["train", *data, "trainer.max_epochs=100000", "callbacks.early_stopping.patience=100000", "logger=none"]
     args += ["trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lightning_seqrec.cli", *args], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    )
+    env = {**os.environ, **OFFLINE}
+    proc = subprocess.Popen(seqrec_command(*args), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     try:
         while not last.exists() and proc.poll() is None:  # the run has finished an epoch
