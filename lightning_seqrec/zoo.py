@@ -178,7 +178,7 @@ def build(
     cfg = train_config([f"hydra.run.dir={RUN_DIR.format(name=name)}", *model.overrides(), *extra_overrides])
     if not cfg.test:
         raise ConfigError("zoo build records test metrics in the card, so it always tests: drop test=false.")
-    recipe = f"# seqrec zoo build {name} ran:\n{shlex.join(['seqrec', 'train', *cfg.hydra.overrides.task])}"
+    recipe = build_record(name, list(cfg.hydra.overrides.task))
     with open_dict(cfg):
         cfg.callbacks = cfg.callbacks or {}
         cfg.callbacks.zoo_publisher = {
@@ -190,6 +190,16 @@ def build(
     with _hydra_runtime(cfg) as run_dir:
         metrics = cli.train(cfg)
     return Built(name=name, folder=folder, metrics=metrics, run_dir=run_dir)
+
+
+def build_record(name: str, overrides: list[str]) -> str:
+    """The card's account of a build: the `seqrec train` command of the recipe, then, when the build went on
+    from an interrupted run's checkpoint, that `ckpt_path` on its own line (a path on the building machine,
+    which reproducing the model does not need)."""
+    resumed = [o for o in overrides if o.startswith("ckpt_path=")]
+    command = shlex.join(["seqrec", "train", *[o for o in overrides if o not in resumed]])
+    record = f"# seqrec zoo build {name} ran:\n{command}"
+    return record + "".join(f"\n# continuing an interrupted run from {o}" for o in resumed)
 
 
 @contextmanager

@@ -119,6 +119,21 @@ def test_card_records_the_measured_metrics_fingerprint_and_recipe(home, built):
     assert "| test/ndcg@10 |" in card.text
 
 
+def test_a_continued_build_records_its_checkpoint_apart_from_the_recipe(home, built, tmp_path):
+    last = built.run_dir / "checkpoints" / "last.ckpt"
+    again = zoo.build(
+        NAME,
+        output_root=tmp_path,
+        fp16=False,
+        extra_overrides=[f"hydra.run.dir={tmp_path / 'run'}", f"ckpt_path={last}"],
+    )
+    card = (again.folder / hub.CARD_FILE).read_text()
+    command, resumed = re.search(rf"# seqrec zoo build {NAME} ran:\n(.*)\n(.*)\n", card).groups()
+    assert command.startswith("seqrec train data=table") and "ckpt_path" not in command
+    assert resumed == f"# continuing an interrupted run from ckpt_path={last}"
+    assert again.metrics == built.metrics  # both epochs were done: the same best checkpoint was tested
+
+
 def test_list_entries_reads_the_state_from_each_folder(built):
     entries = {entry.name: entry for entry in zoo.list_entries()}
     assert list(entries) == [NAME, "sasrec.rcl-chain", "sasrec.ce-broken"]
