@@ -5,8 +5,8 @@ negative sampler, for the paper's LSTM over frozen Word2Vec vectors and for SASR
 
 Every row is one `seqrec train` run of a packaged experiment (`experiment=ikea_*`), so the table measures
 exactly what users run. RetailRocket (`data=retailrocket_cart`): views predict the add-to-cart item, from the
-full `events.csv` when $SEQREC_DATA_DIR/retailrocket holds it, else from the shared 1,500-visitor sample, which is
-tiny: its row then checks the loader and pipeline, not quality. Beauty (`data=beauty_last`):
+full `events.csv` when it is found by name ($SEQREC_DATA_DIR or the cache), else from the shared 1,500-visitor
+sample, which is tiny: its row then checks the loader and pipeline, not quality. Beauty (`data=beauty_last`):
 one stream, the evaluated user's last item is the label, seen items masked. Both: first chronological half
 trains Word2Vec, the rest is split by user. Metrics are full-ranking over the catalog on the test users.
 Writes benchmarks/results/ikea_table1.json (after every run, so an interrupted grid keeps what it has).
@@ -20,6 +20,8 @@ from pathlib import Path
 
 from _common import use_shared_data
 from _grid import run_grid, summary
+
+from lightning_seqrec.data import find_dataset
 
 # Table 1 rows: (name, loss, sampler, size, overrides). LSTM rows run the packaged experiments as they are.
 LSTM_ROWS = [
@@ -61,12 +63,14 @@ SAMPLE = "events_sample_1500visitors.csv.gz"
 COLUMNS = ("ndcg@10", "gini@10", "coverage@10", "hr@10")
 
 
-def retailrocket_source(folder: Path) -> list[str]:
-    """No override when `folder` holds the full events.csv (found by name); else `data.path` of the sample."""
-    if any(folder.glob("events.csv*")):
+def retailrocket_source(data_dir: Path) -> list[str]:
+    """No override when the full events.csv is found by name (as `seqrec train` finds it); else `data.path` of the
+    shared sample."""
+    if find_dataset("retailrocket") is not None:
         return []
-    print(f"{folder} has no full events.csv: the RetailRocket rows run on {SAMPLE}, a pipeline check only.")
-    return [f"data.path={folder / SAMPLE}"]
+    sample = data_dir / "retailrocket" / SAMPLE
+    print(f"No full RetailRocket events.csv found: the RetailRocket rows run on {sample}, a pipeline check only.")
+    return [f"data.path={sample}"]
 
 
 def main() -> None:
@@ -81,11 +85,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
     args = parser.parse_args()
-    data_dir = use_shared_data()
-    DATA["retailrocket"] += retailrocket_source(data_dir / "retailrocket")
+    data = {**DATA, "retailrocket": DATA["retailrocket"] + retailrocket_source(use_shared_data())}
     rows = [r for r in LSTM_ROWS + LSTM_TRAINED_ROWS + SASREC_ROWS if r[0] in args.models]
     table = [
-        {"dataset": d, "model": m, "loss": loss, "sampler": sampler, "size": size, "overrides": o + DATA[d]}
+        {"dataset": d, "model": m, "loss": loss, "sampler": sampler, "size": size, "overrides": o + data[d]}
         for d in args.datasets
         for m, loss, sampler, size, o in rows
     ]

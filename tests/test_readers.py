@@ -22,6 +22,7 @@ from lightning_seqrec.data.readers import (
     EMBEDDED_ML_LATEST_SMALL,
     ML_GENRES_100K,
     RemoteFile,
+    find_dataset,
     load_dataset,
     read_amazon,
     read_movielens_1m,
@@ -598,8 +599,10 @@ def test_load_dataset_takes_only_the_full_retailrocket_file_by_name(env, tmp_pat
         f"{folder} (none of ['events.csv'] there)",
         "a sample of it is read only when passed as data.path / path=",
     )
+    assert find_dataset("retailrocket") is None
     assert len(load_dataset("retailrocket", path=folder)) == 3
     write(folder / "events.csv", EVENTS_CSV.replace("view,355908", "view,1"))
+    assert find_dataset("retailrocket") == folder
     assert 1 in load_dataset("retailrocket").frame["item_id"].to_list()
 
 

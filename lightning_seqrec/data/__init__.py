@@ -18,6 +18,7 @@ from lightning_seqrec.data.filters import drop_duplicates, k_core
 from lightning_seqrec.data.interactions import Interactions
 from lightning_seqrec.data.readers import (
     DATASETS,
+    find_dataset,
     load_dataset,
     read_amazon,
     read_movielens_1m,
@@ -52,6 +53,7 @@ __all__ = [
     "drop_duplicates",
     "k_core",
     "leave_one_out",
+    "find_dataset",
     "load_dataset",
     "make_split",
     "pad_histories",

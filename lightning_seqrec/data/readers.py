@@ -893,6 +893,21 @@ def _holds(folder: Path, spec: DatasetSpec) -> bool:
     return folder.is_dir() and any(_matches(folder, pattern) for pattern in spec.markers)
 
 
+def _local_folders(spec: DatasetSpec, cache_dir: PathLike | None) -> list[tuple[str, Path]]:
+    """Where a dataset is looked for by name, in order, each with its label: `$SEQREC_DATA_DIR/<folder>` when set,
+    the cache, the embedded copy."""
+    data_dir = os.environ.get("SEQREC_DATA_DIR")
+    folders = [("$SEQREC_DATA_DIR", Path(data_dir).expanduser() / spec.folder)] if data_dir else []
+    folders.append(("cache", cache_root(cache_dir) / spec.folder))
+    return folders + ([("embedded copy", spec.embedded)] if spec.embedded else [])
+
+
+def find_dataset(name: str, cache_dir: PathLike | None = None) -> Path | None:
+    """The folder `load_dataset(name)` would read without downloading, or None when no local folder holds it."""
+    spec = _spec(name)
+    return next((folder for _, folder in _local_folders(spec, cache_dir) if _holds(folder, spec)), None)
+
+
 def _download_into(spec: DatasetSpec, folder: Path) -> None:
     for remote in spec.files:
         fetched = download_file(remote.url, folder / remote.name, remote.sha256)
@@ -913,13 +928,10 @@ def load_dataset(
             raise DataError(f"path {given} given for dataset {spec.name!r} does not exist.")
         return spec.read(given)
     looked = ["path argument: not given"]
-    data_dir = os.environ.get("SEQREC_DATA_DIR")
     cache = cache_root(cache_dir) / spec.folder
-    folders = [("$SEQREC_DATA_DIR", Path(data_dir).expanduser() / spec.folder)] if data_dir else []
-    folders += [("cache", cache)] + ([("embedded copy", spec.embedded)] if spec.embedded else [])
-    if not data_dir:
+    if not os.environ.get("SEQREC_DATA_DIR"):
         looked.append("$SEQREC_DATA_DIR: not set")
-    for label, folder in folders:
+    for label, folder in _local_folders(spec, cache_dir):
         if _holds(folder, spec):
             return spec.read(folder)
         looked.append(f"{label}: {folder} (none of {list(spec.markers)} there)")
