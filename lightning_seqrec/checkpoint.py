@@ -1,42 +1,156 @@
-"""Load a trained module from a Lightning checkpoint safely: `weights_only=True`, validated structure."""
+"""Load a trained module from a Lightning checkpoint safely: `weights_only=True`, validated structure, and the
+vocabulary and architecture tied to the weights by their hashes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from lightning_seqrec.errors import CheckpointError, ConfigError
+from lightning_seqrec.errors import CheckpointError, ConfigError, SeqRecError
 
 NOT_WEIGHTS = ("objectives.", "evaluators.")
 """State-dict prefixes that are not needed to score: objective parameters and metric state."""
+PLAIN_TYPES = (str, int, float, bool, type(None))
+ARCHITECTURE_KEYS = frozenset(
+    {
+        "num_items",
+        "backbone",
+        "backbone_kwargs",
+        "embedding_dim",
+        "max_len",
+        "mask_seen",
+        "scoring",
+        "freeze_embeddings",
+    }
+)
+"""The `SeqRecModule` arguments an architecture record may set; anything else in a stored record is refused."""
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict, unpickled with `weights_only=True` so no code in the file can run."""
+    """The checkpoint dict, unpickled with `weights_only=True` set explicitly (so `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`
+    cannot switch it off) and no code in the file can run; any unreadable file is one `CheckpointError`."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is a folder; pass the .ckpt file inside it (e.g. checkpoints/last.ckpt), "
+            "or load a Hub folder with lightning_seqrec.hub.from_pretrained."
+        )
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {str(path)!r} does not exist; pass ckpt=<path to a .ckpt file>.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint; re-download it or re-run training.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise _unreadable(path, err) from err
         raise CheckpointError(
             f"{path} holds objects other than tensors and plain containers, so it was not loaded "
             f"(weights_only=True refuses arbitrary pickle). Only load checkpoints written by lightning-seqrec. "
-            f"Detail: {str(err).splitlines()[0]}"
+            f"Detail: {_first_line(err)}"
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupt: {str(err).splitlines()[0]}). "
-            "Re-download it or re-run training."
-        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, IndexError, ValueError) as err:
+        raise _unreadable(path, err) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or not isinstance(ckpt.get("seqrec"), dict):
         raise CheckpointError(f"{path} is not a lightning-seqrec checkpoint (no 'seqrec' section or state_dict).")
     return ckpt
 
 
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _unreadable(path: Path, err: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a readable checkpoint (truncated or corrupt, or not a checkpoint at all: {_first_line(err)}). "
+        "Re-download it or re-run training."
+    )
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO with every load (resume with `ckpt_path=`, testing the best checkpoint) going
+    through `read_checkpoint`, so no Trainer load depends on PyTorch's default for `weights_only`."""
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return read_checkpoint(path)
+
+
+# --------------------------------------------------------------------------------------------- integrity
+def record_sha256(record) -> str:
+    """sha256 of a JSON-able record in canonical form (sorted keys, no spaces): the same record, the same hash."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def integrity_record(architecture: Mapping, vocab_state: Mapping) -> dict[str, str]:
+    """The hashes stored with the weights: they tie the vocabulary and the architecture to the weights, so an
+    edited `vocab.json` (IDs shifted, same length) or config is refused instead of recommending the wrong items."""
+    return {"architecture_sha256": record_sha256(dict(architecture)), "vocab_sha256": record_sha256(dict(vocab_state))}
+
+
+def verify_integrity(stored: Mapping, architecture: Mapping, vocab_state: Mapping) -> None:
+    """Refuse a model unless `stored` holds the hashes of exactly this architecture and vocabulary (the message
+    starts with "its", for the caller to prefix with the file's name)."""
+    for key, value in integrity_record(architecture, vocab_state).items():
+        if key not in stored:
+            raise CheckpointError(
+                f"its weights record no {key}, so its vocabulary and architecture cannot be tied to them. If you "
+                "trust its origin, re-save it with this version (lightning_seqrec.hub.seal_folder for a Hub folder); "
+                "otherwise ask the publisher for a current export."
+            )
+        if stored[key] != value:
+            raise CheckpointError(
+                f"its {key.removesuffix('_sha256')} does not match the {key} stored with its weights: the files were "
+                "edited or come from different models. Re-download or re-export it."
+            )
+
+
+def check_architecture(architecture, source: str) -> dict:
+    """A stored architecture record as plain keyword arguments of `SeqRecModule`; unknown keys and non-plain
+    values (nested records that could name code) are refused."""
+    if not isinstance(architecture, dict):
+        raise CheckpointError(f"{source} has no architecture record; it was not written by lightning-seqrec.")
+    unknown = sorted(set(architecture) - ARCHITECTURE_KEYS)
+    if unknown:
+        raise CheckpointError(
+            f"{source}: the architecture record has keys this version does not take ({', '.join(unknown)}); "
+            f"allowed: {', '.join(sorted(ARCHITECTURE_KEYS))}. Re-export it with this version."
+        )
+    for key, value in architecture.items():
+        if not is_plain(value):
+            raise CheckpointError(f"{source}: architecture[{key!r}] is not a plain value (str, number, list, dict).")
+    return architecture
+
+
+def is_plain(value) -> bool:
+    """Whether `value` is JSON-like data (str, number, bool, None, lists and str-keyed dicts of those)."""
+    if isinstance(value, PLAIN_TYPES):
+        return True
+    if isinstance(value, list | tuple):
+        return all(is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    return False
+
+
+def check_vocab_size(vocab, rows: int, vocab_source: str, weights_source: str) -> None:
+    """Refuse a vocabulary whose size differs from the item embedding table (`rows`, padding included)."""
+    if vocab.size != rows:
+        raise CheckpointError(
+            f"{vocab_source} lists {len(vocab)} items ({vocab.size} rows with padding) but the item embedding in "
+            f"{weights_source} has {rows} rows; the files come from different models: re-export or re-train it."
+        )
+
+
+# --------------------------------------------------------------------------------------------- building
 def scoring_weights(state_dict: dict) -> dict:
     """The part of a state dict that scores: everything but objective parameters and metric state."""
     return {k: v for k, v in state_dict.items() if not k.startswith(NOT_WEIGHTS)}
@@ -46,6 +160,7 @@ def build_module(architecture: dict, weights: dict, source: str | Path, **extra)
     """`SeqRecModule(**architecture)` with `weights` loaded strictly; every failure names `source`."""
     from lightning_seqrec.modules import SeqRecModule
 
+    architecture = check_architecture(architecture, str(source))
     try:
         module = SeqRecModule(**architecture, **extra)
     except ConfigError as err:
@@ -66,12 +181,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
     """Rebuild the module a checkpoint was trained as and load its weights and vocabulary.
 
     Objective parameters (e.g. projection heads of auxiliary losses) are not needed to score and are skipped;
-    every other weight must match the architecture exactly.
+    every other weight must match the architecture exactly, and the vocabulary must fit the item table and (in
+    checkpoints that record them) match the hashes stored beside the weights.
     """
     ckpt = read_checkpoint(path)
-    architecture = ckpt["seqrec"].get("architecture")
-    if not isinstance(architecture, dict):
-        raise CheckpointError(f"{path} has no architecture record; it was not written by lightning-seqrec.")
-    module = build_module(architecture, scoring_weights(ckpt["state_dict"]), path)
-    module.on_load_checkpoint(ckpt)
+    module = build_module(ckpt["seqrec"].get("architecture"), scoring_weights(ckpt["state_dict"]), path)
+    try:
+        module.on_load_checkpoint(ckpt)
+    except SeqRecError as err:
+        raise CheckpointError(f"{path}: {err}") from err
     return module.to(map_location).eval()

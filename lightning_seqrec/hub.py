@@ -26,12 +26,19 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntry
 from huggingface_hub.utils import filter_repo_objects
 
 import lightning_seqrec
-from lightning_seqrec.checkpoint import build_module, scoring_weights
+from lightning_seqrec.checkpoint import (
+    build_module,
+    check_vocab_size,
+    integrity_record,
+    scoring_weights,
+    verify_integrity,
+)
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import CheckpointError, ConfigError, SeqRecError
 from lightning_seqrec.modules import SeqRecModule
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: `model.safetensors` metadata holds the sha256 of the architecture and of `vocab.json` (format 1 had none)."""
 LIBRARY_NAME = "lightning-seqrec"
 CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, CARD_FILE = "config.json", "model.safetensors", "vocab.json", "README.md"
 HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, CARD_FILE)
@@ -70,11 +77,11 @@ def save_pretrained(
     data = {"name": dataset} if isinstance(dataset, str) else dict(dataset or {})
     if metrics and not data.get("name"):
         raise ConfigError("Metrics need the data they were measured on: pass dataset={'name': ..., 'split': ...}.")
+    config, vocab = hub_config(module, fp16=fp16), {**module.vocab.to_dict(), "titles": module.item_titles}
     with _atomic_folder(folder) as tmp:
-        _write_json(tmp / CONFIG_FILE, hub_config(module, fp16=fp16))
-        weights = safetensors.torch.save(hub_state_dict(module, fp16=fp16), metadata={"format": "pt"})
-        (tmp / WEIGHTS_FILE).write_bytes(weights)  # save_file would create it owner-only, ignoring the umask
-        _write_json(tmp / VOCAB_FILE, {**module.vocab.to_dict(), "titles": module.item_titles})
+        _write_json(tmp / CONFIG_FILE, config)
+        _write_weights(tmp / WEIGHTS_FILE, hub_state_dict(module, fp16=fp16), config["architecture"], vocab)
+        _write_json(tmp / VOCAB_FILE, vocab)
         card = model_card(module, folder.name, metrics or {}, data, fingerprint, recipe, license)
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
     return folder
@@ -92,6 +99,31 @@ def hub_config(module: SeqRecModule, fp16: bool = False) -> dict:
         "eval_ks": list(module.eval_ks),
         "weights_dtype": "float16" if fp16 else "float32",
     }
+
+
+def _write_weights(path: Path, state: dict[str, torch.Tensor], architecture: dict, vocab: dict) -> None:
+    """`model.safetensors` with the hashes of the architecture and vocabulary in its metadata, so a loader can
+    tell that the three files belong together."""
+    metadata = {"format": "pt", **integrity_record(architecture, vocab)}
+    path.write_bytes(safetensors.torch.save(state, metadata=metadata))  # save_file would ignore the umask
+
+
+def seal_folder(folder: str | Path) -> Path:
+    """Bring a trusted Hub folder of format 1 (no hashes) to the current format: the same weights, rewritten with
+    the hashes of its `config.json` architecture and `vocab.json`. Only for folders whose origin you trust: the
+    hashes then vouch for whatever the files hold now."""
+    folder = Path(folder)
+    _check_files(folder)
+    config = _read_config(folder / CONFIG_FILE)
+    vocab = _read_json(folder / VOCAB_FILE)
+    weights, _ = _read_weights(folder / WEIGHTS_FILE)
+    with _atomic_folder(folder) as tmp:
+        for name in HUB_FILES:
+            if (folder / name).is_file() and name not in (CONFIG_FILE, WEIGHTS_FILE):
+                shutil.copy2(folder / name, tmp / name)
+        _write_json(tmp / CONFIG_FILE, {**config, "format_version": FORMAT_VERSION})
+        _write_weights(tmp / WEIGHTS_FILE, weights, config["architecture"], vocab)
+    return folder
 
 
 def hub_state_dict(module: SeqRecModule, fp16: bool = False) -> dict[str, torch.Tensor]:
@@ -240,18 +272,17 @@ def _is_spec(text: str) -> bool:
 def _read_folder(folder: Path, map_location: str | torch.device) -> SeqRecModule:
     _check_files(folder)
     config = _read_config(folder / CONFIG_FILE)
-    vocab, titles = _read_vocab(folder / VOCAB_FILE)
-    weights = _read_weights(folder / WEIGHTS_FILE)
+    vocab_state = _read_json(folder / VOCAB_FILE)
+    vocab, titles = _read_vocab(folder / VOCAB_FILE, vocab_state)
+    weights, metadata = _read_weights(folder / WEIGHTS_FILE)
     extra = {"eval_ks": config["eval_ks"]} if "eval_ks" in config else {}
     module = build_module(config["architecture"], weights, f"{folder} ({CONFIG_FILE} + {WEIGHTS_FILE})", **extra)
-    rows = module.item_embedding.num_embeddings
-    if vocab.size != rows:
-        raise CheckpointError(
-            f"{folder / VOCAB_FILE} lists {len(vocab)} items ({vocab.size} rows with padding) but the item embedding "
-            f"in {WEIGHTS_FILE} has {rows} rows; the files come from different models: re-export the folder with "
-            "save_pretrained."
-        )
     module.vocab, module.item_titles = vocab, titles
+    check_vocab_size(vocab, module.item_embedding.num_embeddings, str(folder / VOCAB_FILE), WEIGHTS_FILE)
+    try:
+        verify_integrity(metadata, config["architecture"], vocab_state)
+    except CheckpointError as err:
+        raise CheckpointError(f"{folder} ({CONFIG_FILE}, {VOCAB_FILE}, {WEIGHTS_FILE}): {err}") from err
     return module.to(map_location).eval()
 
 
@@ -307,20 +338,25 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _read_vocab(path: Path) -> tuple[ItemVocab, dict]:
-    state = _read_json(path)
+def _read_vocab(path: Path, state: dict) -> tuple[ItemVocab, dict]:
+    """The vocabulary and titles of `vocab.json`'s parsed `state`."""
     try:
         vocab = ItemVocab.from_dict(state)
     except SeqRecError as err:
         raise CheckpointError(f"{path}: {err} Re-export the folder with save_pretrained.") from err
     titles = state.get("titles") or {}
+    if not isinstance(titles, dict):
+        raise CheckpointError(f"{path}: 'titles' must map item IDs to titles; re-export the folder.")
     return vocab, {str(k): str(v) for k, v in titles.items()}
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors of a safetensors file and its metadata (safetensors parses a bounded JSON header and raw
+    tensor bytes: nothing in it can run)."""
     try:
-        return safetensors.torch.load_file(path, device="cpu")
-    except (safetensors.SafetensorError, OSError) as err:
+        with safetensors.safe_open(path, framework="pt", device="cpu") as file:
+            return {key: file.get_tensor(key) for key in file.keys()}, dict(file.metadata() or {})
+    except (safetensors.SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(
             f"{path} is not a readable safetensors file (truncated or corrupt: {err}). Re-download the folder "
             "or re-export it with save_pretrained."

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_seqrec.backbones import create_backbone
+from lightning_seqrec.checkpoint import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.data.datamodule import pad_histories
 from lightning_seqrec.data.vocab import ItemVocab
-from lightning_seqrec.errors import ConfigError
+from lightning_seqrec.errors import ConfigError, SeqRecError
 from lightning_seqrec.metrics import RankingEvaluator
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
 from lightning_seqrec.optim import SparseAwareAdamW
@@ -202,17 +203,33 @@ class SeqRecModule(L.LightningModule):
         return SparseAwareAdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        vocab = self.vocab.to_dict() if self.vocab is not None else None
         checkpoint["seqrec"] = {
             "architecture": self.architecture,
-            "vocab": self.vocab.to_dict() if self.vocab is not None else None,
+            "vocab": vocab,
             "item_titles": self.item_titles,
             "data_config": self.data_config,
+            "integrity": integrity_record(self.architecture, vocab) if vocab is not None else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the vocabulary, titles and data config, refusing a vocabulary that does not fit the item table,
+        differs from the data's on resume, or (in checkpoints that record them) does not match its hashes."""
         state = checkpoint.get("seqrec") or {}
         if state.get("vocab") is not None:
-            self.vocab = ItemVocab.from_dict(state["vocab"])
+            try:
+                vocab = ItemVocab.from_dict(state["vocab"])
+            except SeqRecError as err:
+                raise ConfigError(f"the checkpoint's vocabulary is malformed: {err}") from err
+            check_vocab_size(vocab, self.item_embedding.num_embeddings, "its vocabulary", "its weights")
+            if state.get("integrity") is not None:
+                verify_integrity(state["integrity"], state.get("architecture") or {}, state["vocab"])
+            if self.vocab is not None and self.vocab != vocab:
+                raise ConfigError(
+                    "the checkpoint was trained on another item vocabulary than this data's; resume on the data it "
+                    "was trained on, or fine-tune (seqrec finetune zoo=<ckpt>) to change catalogs."
+                )
+            self.vocab = vocab
             self.item_titles = state.get("item_titles") or {}
         self.data_config = state.get("data_config")
 
