@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lightning_seqrec.data.stored_config import is_plain
 from lightning_seqrec.errors import CheckpointError, ConfigError, SeqRecError
 
 NOT_WEIGHTS = ("objectives.", "evaluators.")
 """State-dict prefixes that are not needed to score: objective parameters and metric state."""
-PLAIN_TYPES = (str, int, float, bool, type(None))
 ARCHITECTURE_KEYS = frozenset(
     {
         "num_items",
@@ -128,17 +128,6 @@ def check_architecture(architecture, source: str) -> dict:
         if not is_plain(value):
             raise CheckpointError(f"{source}: architecture[{key!r}] is not a plain value (str, number, list, dict).")
     return architecture
-
-
-def is_plain(value) -> bool:
-    """Whether `value` is JSON-like data (str, number, bool, None, lists and str-keyed dicts of those)."""
-    if isinstance(value, PLAIN_TYPES):
-        return True
-    if isinstance(value, list | tuple):
-        return all(is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
-    return False
 
 
 def check_vocab_size(vocab, rows: int, vocab_source: str, weights_source: str) -> None:

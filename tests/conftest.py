@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
+from huggingface_hub import constants
 
 from lightning_seqrec import Interactions, SASRec, SeqRecDataModule
 
@@ -65,3 +67,32 @@ def quiet_trainer(**kwargs) -> L.Trainer:
 def tiny_sasrec(dm: SeqRecDataModule, **kwargs) -> SASRec:
     defaults = dict(embedding_dim=16, max_len=dm.max_len, num_blocks=1, num_heads=2, dropout=0.1, lr=5e-3)
     return SASRec(dm.num_items, **{**defaults, **kwargs})
+
+
+@pytest.fixture
+def offline_cache(monkeypatch, tmp_path) -> Path:
+    """An empty Hub cache in tmp with offline mode on, set both as environment variables and as the constants
+    huggingface_hub read from them at import time."""
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def populate_cache(cache: Path, repo_id: str, folder: Path, revision: str = "main") -> str:
+    """Lay `folder` out as huggingface_hub stores a downloaded snapshot (blobs by sha256, snapshot symlinks, a ref
+    naming the commit) and return the commit hash."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest()
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir(exist_ok=True)
+    for file in folder.iterdir():
+        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
+        blob.write_bytes(file.read_bytes())
+        (snapshot / file.name).symlink_to(Path("..", "..", "blobs", blob.name))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / revision).write_text(commit)
+    return commit

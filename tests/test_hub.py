@@ -13,7 +13,7 @@ import lightning as L
 import pytest
 import safetensors
 import torch
-from conftest import make_chain_datamodule, quiet_trainer, tiny_sasrec
+from conftest import make_chain_datamodule, populate_cache, quiet_trainer, tiny_sasrec
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants
 from huggingface_hub.utils import filter_repo_objects
 
@@ -53,35 +53,6 @@ def hub_folder(trained, tmp_path_factory) -> Path:
 def hub_copy(hub_folder, tmp_path) -> Path:
     """A copy of the saved folder that a test may damage."""
     return Path(shutil.copytree(hub_folder, tmp_path / hub_folder.name))
-
-
-@pytest.fixture
-def offline_cache(monkeypatch, tmp_path) -> Path:
-    """An empty Hub cache in tmp with offline mode on, set both as environment variables and as the constants
-    huggingface_hub read from them at import time."""
-    cache = tmp_path / "hf-cache"
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
-def populate_cache(cache: Path, repo_id: str, folder: Path, revision: str = "main") -> str:
-    """Lay `folder` out as huggingface_hub stores a downloaded snapshot (blobs by sha256, snapshot symlinks, a ref
-    naming the commit) and return the commit hash."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    commit = hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest()
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (repo / "blobs").mkdir(exist_ok=True)
-    for file in folder.iterdir():
-        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
-        blob.write_bytes(file.read_bytes())
-        (snapshot / file.name).symlink_to(Path("..", "..", "blobs", blob.name))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / revision).write_text(commit)
-    return commit
 
 
 def assert_same_model(loaded, module, histories) -> None:
