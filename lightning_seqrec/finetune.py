@@ -128,7 +128,8 @@ def _matched_positions(source: SeqRecModule, datamodule, new_item_init: str, ove
         raise ConfigError(
             f"The data's {datamodule.num_items} items share no raw ID with the source model's {len(source.vocab)} "
             f"(e.g. {source.vocab.raw_ids[:3]!r} vs {datamodule.vocab.raw_ids[:3]!r}), so nothing would transfer. "
-            "Map the item column to the source's IDs, or train from scratch with `seqrec train`."
+            "Map the item column to the source's IDs (a table's IDs are read as strings: data.int_ids=[item_id] "
+            "reads integer ones), or train from scratch with `seqrec train`."
         )
     return positions
 

@@ -161,6 +161,7 @@ def test_cli_finetunes_a_checkpoint_or_hub_folder_onto_new_data(source, target_c
         "data=table",
         f"data.path={target_csv}",
         *(f"data.columns.{key}={value}" for key, value in COLUMNS.items()),
+        "data.int_ids=[item_id]",  # the source model's item IDs are integers; a CSV's IDs are read as strings
         "data.max_len=8",
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",

@@ -412,13 +412,14 @@ def test_read_table_sources(tmp_path):
     mapping = {"user_id": "uid", "item_id": "sku", "timestamp": "ts"}
     expected = frame(user_id=["a", "a", "b"], item_id=[3, 1, 2], timestamp=[10, 20, 5])
     assert_frame_equal(read_table(df, columns=mapping).frame, expected)
+    text = expected.assign(item_id=pd.Series(["3", "1", "2"]))  # IDs of a text file stay the strings written
     csv_path = write(tmp_path / "log.csv.gz", df.to_csv(index=False))
-    assert_frame_equal(read_table(csv_path, columns=mapping, name="mine").frame, expected)
+    assert_frame_equal(read_table(csv_path, columns=mapping, name="mine").frame, text)
     write(tmp_path / "log.tsv", df.to_csv(index=False, sep="\t"))
-    assert_frame_equal(read_table(tmp_path / "log.tsv", columns=mapping).frame, expected)
+    assert_frame_equal(read_table(tmp_path / "log.tsv", columns=mapping).frame, text)
     write(tmp_path / "log.txt", df.to_csv(index=False, sep=";"))
-    assert_frame_equal(read_table(tmp_path / "log.txt", columns=mapping).frame, expected)  # sniffed
-    assert_frame_equal(read_table(tmp_path / "log.txt", columns=mapping, sep=";").frame, expected)
+    assert_frame_equal(read_table(tmp_path / "log.txt", columns=mapping).frame, text)  # sniffed
+    assert_frame_equal(read_table(tmp_path / "log.txt", columns=mapping, sep=";").frame, text)
     df.to_parquet(tmp_path / "log.parquet")
     data = read_table(tmp_path / "log.parquet", columns=mapping, name="mine")
     assert_frame_equal(data.frame, expected)

@@ -36,7 +36,8 @@ class SeqRecDataModule(L.LightningDataModule):
     """Any interaction log as a next-item prediction task, held as tensors so batches are index slices.
 
     `dataset` is a registered name (`ml-latest-small`, `beauty`, `ml-1m`, ...), `"table"` for your own
-    CSV/TSV/parquet file read with a `columns` mapping, or an `Interactions` object built in Python.
+    CSV/TSV/parquet file read with a `columns` mapping (and `read_table`'s `timestamps` policy and `int_ids`),
+    or an `Interactions` object built in Python.
     `path` points at local files instead of the default location or download. The vocabulary is built
     from the items left after filtering; every split shares it. Training sequences are cut into `max_len`
     windows every `window_stride` items (default `max_len`: no overlap), all the way back to each sequence's
@@ -60,6 +61,8 @@ class SeqRecDataModule(L.LightningDataModule):
         eval_batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 0,
+        timestamps: str = "strict",
+        int_ids: Sequence[str] = (),
     ):
         super().__init__()
         if max_len < 1:
@@ -67,6 +70,7 @@ class SeqRecDataModule(L.LightningDataModule):
         if dedupe not in (None, "first", "last", "consecutive"):
             raise DataError(f"dedupe={dedupe!r} is not valid; use null, 'first', 'last' or 'consecutive'.")
         self.dataset, self.path, self.columns = dataset, path, dict(columns or {})
+        self.timestamps, self.int_ids = timestamps, list(int_ids)
         self.max_len, self.window_stride, self.prefix_windows = max_len, window_stride, prefix_windows
         self.split_name, self.split_kwargs = split, dict(split_kwargs or {})
         self.dedupe, self.user_core, self.item_core = dedupe, user_core, item_core
@@ -88,7 +92,7 @@ class SeqRecDataModule(L.LightningDataModule):
         if self.dataset == "table":
             if self.path is None:
                 raise DataError("dataset='table' needs data.path=<your .csv/.tsv/.parquet file>.")
-            return read_table(self.path, columns=self.columns or None)
+            return read_table(self.path, columns=self.columns or None, timestamps=self.timestamps, int_ids=self.int_ids)
         return load_dataset(self.dataset, path=self.path)
 
     def filtered(self, data: Interactions) -> Interactions:

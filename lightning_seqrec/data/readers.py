@@ -12,7 +12,7 @@ import gzip
 import json
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,7 +23,7 @@ import pandas as pd
 
 from lightning_seqrec.data.download import download as download_file
 from lightning_seqrec.data.download import extract_zip
-from lightning_seqrec.data.interactions import REQUIRED_COLUMNS, Interactions
+from lightning_seqrec.data.interactions import REQUIRED_COLUMNS, Interactions, clean_timestamps, row_label
 from lightning_seqrec.errors import DataError
 
 PathLike = str | os.PathLike[str]
@@ -63,16 +63,27 @@ def _line_at(path: Path, lineno: int, encoding: str = "utf-8") -> str:
     return ""
 
 
-def _data_line(path: Path, row: int, header_lines: int, encoding: str) -> tuple[int, str]:
-    """1-based line number and text of data row `row`, skipping the header and blank lines as pandas does."""
-    seen = -1
+def _data_lines(path: Path, rows: np.ndarray, header_lines: int, encoding: str) -> Iterator[tuple[int, str]]:
+    """1-based line number and text of each data row in `rows` (ascending), skipping the header and blank lines
+    as pandas does, in one pass over the file."""
+    wanted = iter(rows.tolist())
+    target, seen = next(wanted, None), -1
     with _open_text(path, encoding) as fh:
         for number, line in enumerate(fh, 1):
+            if target is None:
+                return
             if number > header_lines and line.strip():
                 seen += 1
-                if seen == row:
-                    return number, line
-    raise _error(path, f"changed while being read (data row {row + 1} is gone)", "read it again")
+                if seen == target:
+                    yield number, line
+                    target = next(wanted, None)
+    if target is not None:
+        raise _error(path, f"changed while being read (data row {target + 1} is gone)", "read it again")
+
+
+def _data_line(path: Path, row: int, header_lines: int, encoding: str) -> tuple[int, str]:
+    """1-based line number and text of data row `row`."""
+    return next(_data_lines(path, np.array([row]), header_lines, encoding))
 
 
 def _matches(folder: Path, pattern: str) -> list[Path]:
@@ -252,17 +263,41 @@ def _read_lines(path: Path, what: str = "item id") -> _Lines:
         raise _error(path, "the file is empty", f"{SEQUENCE_FIX}; check that the right file was given")
     line_numbers = np.array(numbers, dtype=np.int64)
     length_array = np.array(lengths, dtype=np.int64)
+    ends = np.cumsum(length_array)
+
+    def user_line(k: int) -> int:
+        return int(line_numbers[k])
+
+    def value_line(k: int) -> int:
+        return int(line_numbers[np.searchsorted(ends, k, side="right")])
+
     user_array = _int_array(users)
     if isinstance(user_array, int):
-        lineno = int(line_numbers[user_array])
+        lineno = user_line(user_array)
         problem = f"user id {users[user_array]!r} is not an integer"
         raise _error(path, problem, SEQUENCE_FIX, lineno, _line_at(path, lineno))
     values = _int_array(tokens)
     if isinstance(values, int):
-        lineno = int(line_numbers[np.searchsorted(np.cumsum(length_array), values, side="right")])
+        lineno = value_line(values)
         problem = f"{what} {tokens[values]!r} is not an integer"
         raise _error(path, problem, SEQUENCE_FIX, lineno, _line_at(path, lineno))
+    _one_spelling(path, users, user_array, "user id", user_line)
+    if what != "timestamp":
+        _one_spelling(path, tokens, values, what, value_line)
     return _Lines(user_array, length_array, values, line_numbers)
+
+
+def _one_spelling(path: Path, tokens: list[str], ids: np.ndarray, what: str, line_of: Callable[[int], int]) -> None:
+    """Refuse two spellings of one integer id (`007` and `7`): parsed as numbers they would become one id."""
+    if len(set(tokens)) == len(np.unique(ids)):
+        return
+    first: dict[int, str] = {}
+    for k, (token, number) in enumerate(zip(tokens, ids.tolist(), strict=True)):
+        if first.setdefault(number, token) != token:
+            lineno = line_of(k)
+            problem = f"{what}s {first[number]!r} and {token!r} are the same integer, so they would become one id"
+            fix = "write every id one way, without leading zeros or a '+' sign"
+            raise _error(path, problem, fix, lineno, _line_at(path, lineno))
 
 
 def _lines_frame(lines: _Lines) -> pd.DataFrame:
@@ -614,12 +649,80 @@ def read_xmrec(path: PathLike, markets: Collection[str] | None = None) -> Intera
     return Interactions(frame, name="xmrec", meta=_meta(*files.values(), time_unit="s"))
 
 
-def _table_sep(path: Path, sep: str | None) -> dict:
+def _table_sep(path: Path, sep: str | None) -> str:
+    """The separator of a text table: `sep`, else by suffix (.csv, .tsv, .tab), else sniffed from the header."""
     if sep is not None:
-        return {"sep": sep}
+        return sep
     suffix = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
     known = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
-    return {"sep": known[suffix]} if suffix in known else {"sep": None, "engine": "python"}
+    if suffix in known:
+        return known[suffix]
+    try:
+        header = _line_at(path, 1)
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        return csv.Sniffer().sniff(header).delimiter
+    except csv.Error:
+        problem = "the separator cannot be told from the header"
+        raise _error(path, problem, "pass sep=..., e.g. sep=';'", 1, header) from None
+
+
+def _fields(line: str, sep: str) -> int:
+    """How many fields a line has, split as pandas splits it (a longer `sep` is a regular expression)."""
+    if len(sep) == 1:
+        return len(next(csv.reader([line], delimiter=sep)))
+    return len(re.split(sep, line.strip()))
+
+
+def _check_widths(frame: pd.DataFrame, path: Path, sep: str) -> None:
+    """Refuse a line with fewer fields than the header: pandas fills its last columns with NaN, which would turn
+    a broken line into an empty timestamp (only rows whose last column is empty can be short)."""
+    rows = np.flatnonzero(frame.iloc[:, -1].isna().to_numpy())
+    for lineno, line in _data_lines(path, rows, 1, "utf-8"):
+        found = _fields(line, sep)
+        if found < frame.shape[1]:
+            problem = f"the line has {found} field(s), the header has {frame.shape[1]}"
+            fix = "give every line all the header's fields (an empty one is nothing between two separators)"
+            raise _error(path, problem, fix, lineno, line)
+
+
+def _raw_ids(frame: pd.DataFrame, path: Path, sep: str, ids: list[str]) -> pd.DataFrame:
+    """`frame` with ID cells that pandas took for missing values (`NA`, `null`, `nan`...) read back as written;
+    only blank cells stay missing."""
+    if not frame[ids].isna().any().any():
+        return frame
+    raw = pd.read_csv(path, sep=sep, usecols=ids, dtype=str, keep_default_na=False, engine=_engine(sep))
+    return frame.assign(**{col: raw[col].where(raw[col].str.strip() != "") for col in ids})
+
+
+INT_ID = r"0|-?[1-9]\d{0,17}"
+
+
+def _int_ids(frame: pd.DataFrame, ids: list[str], path: Path | None, text_file: bool) -> pd.DataFrame:
+    """`ids` columns as int64; only plainly written integers qualify, so no two spellings (`007`, `7`) merge."""
+    out = frame.copy()
+    for col in ids:
+        if pd.api.types.is_integer_dtype(frame[col]):
+            continue
+        text = frame[col].astype(str)
+        bad = np.flatnonzero(~text.str.fullmatch(INT_ID).to_numpy(dtype=bool))
+        if bad.size:
+            value = frame[col].iloc[bad[0]]
+            problem = (
+                f"column {col!r} is {value!r}, not an integer written plainly (no leading zeros, sign '+', spaces "
+                "or decimals), so as an int ID it could merge with another spelling"
+            )
+            fix = f"fix the value, or read {col!r} as string IDs (leave it out of int_ids)"
+            if text_file:
+                raise _error(path, problem, fix, *_data_line(path, int(bad[0]), 1, "utf-8"))
+            raise DataError(f"{path or 'The table'}, index {row_label(frame.index, bad[0])!r}: {problem}; fix: {fix}.")
+        out[col] = text.astype("int64")
+    return out
+
+
+def _engine(sep: str) -> str:
+    return "c" if len(sep) == 1 or sep == r"\s+" else "python"
 
 
 def read_table(
@@ -628,15 +731,26 @@ def read_table(
     sep: str | None = None,
     name: str = "custom",
     items: pd.DataFrame | None = None,
+    timestamps: str = "strict",
+    int_ids: Collection[str] = (),
 ) -> Interactions:
     """Custom data from a DataFrame, a CSV/TSV (separator from the suffix, given, or sniffed) or a parquet
     file; `columns` maps our names (user_id, item_id, timestamp, event, market, rating) to yours.
 
+    User and item IDs of a text file stay the strings they were written as (`007` and `7` are two items) unless
+    named in `int_ids` (e.g. `["item_id"]`), which reads them as integers; a DataFrame's or parquet file's IDs
+    keep their values. `timestamps` is the policy for missing, text or negative timestamps: "strict" refuses
+    them, "parse_dates" reads ISO 8601 dates, "drop_invalid" drops those rows (see `clean_timestamps`).
     Datetime timestamp columns become unix seconds; other timestamp values are kept as they are.
     """
     columns = dict(columns or {})
+    unknown = sorted(set(int_ids) - set(REQUIRED_COLUMNS))
+    if unknown:
+        raise DataError(f"int_ids={sorted(int_ids)} names {unknown}; it takes only our ID columns {REQUIRED_COLUMNS}.")
+    mapped = {ours: columns.get(ours, ours) for ours in REQUIRED_COLUMNS}
     path = None if isinstance(source, pd.DataFrame) else Path(source).expanduser()
     text_file = path is not None and not {".parquet", ".pq"} & set(path.suffixes)
+    fix = "check the separator (sep=...) and the file format"
     if path is None:
         frame = source
     elif not path.is_file():
@@ -644,8 +758,10 @@ def read_table(
     elif not text_file:
         frame = pd.read_parquet(path)
     else:
-        frame = _read_csv(path, "check the separator (sep=...) and the file format", **_table_sep(path, sep))
-    mapped = {ours: columns.get(ours, ours) for ours in REQUIRED_COLUMNS}
+        sep = _table_sep(path, sep)
+        ids = {theirs: str for theirs in mapped.values()}
+        frame = _read_csv(path, fix, sep=sep, engine=_engine(sep), dtype=ids)
+        _check_widths(frame, path, sep)
     missing = {ours: theirs for ours, theirs in mapped.items() if theirs not in frame.columns}
     if missing:
         have = list(frame.columns)
@@ -655,10 +771,13 @@ def read_table(
             f"{have}. Pass the mapping from our names to yours, e.g. read_table(..., columns={example})."
         )
     if text_file:
+        frame = _raw_ids(frame, path, sep, list(dict.fromkeys(mapped.values())))
         frame = _coerce(frame, path, "fill in or drop the rows without user or item", texts=tuple(mapped.values()))
+    frame = _int_ids(frame, [mapped[ours] for ours in int_ids], path, text_file)
     time_col = columns.get("timestamp", "timestamp")
-    if time_col in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[time_col]):
-        frame = frame.assign(**{time_col: frame[time_col].to_numpy().astype("datetime64[s]").astype(np.int64)})
+    if time_col in frame.columns:
+        lines = (lambda rows: [f"line {n}" for n, _ in _data_lines(path, rows, 1, "utf-8")]) if text_file else None
+        frame = clean_timestamps(frame, time_col, timestamps, str(path or "The table"), lines)
     interactions = Interactions.from_frame(frame, columns=columns, items=items, name=name)
     interactions.meta.update(_meta(path))
     return interactions

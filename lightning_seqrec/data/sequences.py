@@ -42,8 +42,8 @@ class Sequences:
         return len(self.users)
 
     def rows(self) -> list[np.ndarray]:
-        """Each user's item indices as one array (views, no copies)."""
-        return np.split(self.items, self.indptr[1:-1])
+        """Each user's item indices as one array (views, no copies); none for no users (np.split would give one)."""
+        return np.split(self.items, self.indptr[1:-1]) if len(self) else []
 
     def select(self, rows: np.ndarray, start_offset=0, end_offset=0) -> Sequences:
         """Keep `rows`, each trimmed to `[start + start_offset, end - end_offset)` (offsets may be arrays)."""
