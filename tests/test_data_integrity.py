@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from lightning_seqrec.data import Interactions, ItemVocab, SeqRecDataModule
 from lightning_seqrec.data.readers import read_sequence_file, read_table
 from lightning_seqrec.data.sequences import Sequences
 from lightning_seqrec.data.splits import temporal
+from lightning_seqrec.data.stored_config import datamodule_from_record
 from lightning_seqrec.errors import DataError
 
 
@@ -151,13 +153,15 @@ def test_sequence_file_config_trains_any_sequence_file_under_its_own_label(tmp_p
     with initialize_config_module("lightning_seqrec.configs", version_base="1.3"):
         cfg = compose("train", overrides=["data=sequence_file", f"data.path={path}", "data.max_len=4"])
         missing = compose("train", overrides=["data=sequence_file"])
-    dm = instantiate(cfg.data)
-    dm.setup()
-    assert dm.interactions.name == "sequence_file" and dm.interactions.meta["source"] == [str(path)]
-    assert dm.vocab.raw_ids == [5, 6, 7, 8] and len(dm.split.test) == 3
-    assert dm.user_history(2) == [6, 7, 8]
+    stored = OmegaConf.to_container(cfg.data, resolve=True)  # what a checkpoint records
+    for dm in (instantiate(cfg.data), datamodule_from_record(stored, "a checkpoint")):
+        dm.setup()
+        assert dm.interactions.name == "sequence_file" and dm.interactions.meta["source"] == [str(path)]
+        assert dm.vocab.raw_ids == [5, 6, 7, 8] and len(dm.split.test) == 3
+        assert dm.user_history(2) == [6, 7, 8]
     with pytest.raises(MissingMandatoryValue):
         instantiate(missing.data)
+    raises(lambda: SeqRecDataModule("sequence_file").setup(), "needs data.path=")
 
 
 def test_table_config_passes_the_timestamp_policy_and_int_ids(tmp_path):

@@ -23,7 +23,7 @@ from lightning_seqrec.data.datasets import (
 from lightning_seqrec.data.filters import drop_duplicates, k_core
 from lightning_seqrec.data.interactions import Interactions
 from lightning_seqrec.data.label_protocol import LabelSplit, label_split
-from lightning_seqrec.data.readers import load_dataset, read_table
+from lightning_seqrec.data.readers import load_dataset, read_sequence_file, read_table
 from lightning_seqrec.data.sequences import Sequences, gather_left_padded
 from lightning_seqrec.data.splits import Split, make_split
 from lightning_seqrec.data.vocab import ItemVocab
@@ -37,7 +37,7 @@ class SeqRecDataModule(L.LightningDataModule):
 
     `dataset` is a registered name (`ml-latest-small`, `beauty`, `ml-1m`, ...), `"table"` for your own
     CSV/TSV/parquet file read with a `columns` mapping (and `read_table`'s `timestamps` policy and `int_ids`),
-    or an `Interactions` object built in Python.
+    `"sequence_file"` for any `user_id item_id item_id ...` file, or an `Interactions` object built in Python.
     `path` points at local files instead of the default location or download. The vocabulary is built
     from the items left after filtering; every split shares it. Training sequences are cut into `max_len`
     windows every `window_stride` items (default `max_len`: no overlap), all the way back to each sequence's
@@ -93,6 +93,10 @@ class SeqRecDataModule(L.LightningDataModule):
             if self.path is None:
                 raise DataError("dataset='table' needs data.path=<your .csv/.tsv/.parquet file>.")
             return read_table(self.path, columns=self.columns or None, timestamps=self.timestamps, int_ids=self.int_ids)
+        if self.dataset == "sequence_file":
+            if self.path is None:
+                raise DataError("dataset='sequence_file' needs data.path=<your `user_id item_id item_id ...` file>.")
+            return read_sequence_file(self.path, name="sequence_file")
         return load_dataset(self.dataset, path=self.path)
 
     def filtered(self, data: Interactions) -> Interactions:
