@@ -14,6 +14,7 @@ import torch
 
 from lightning_seqrec.data.datamodule import pad_histories
 from lightning_seqrec.errors import ConfigError
+from lightning_seqrec.modules.seqrec import check_top_k
 
 KINDS = ("flat", "hnsw", "ivf")
 METRICS = ("ip", "cosine")
@@ -125,12 +126,17 @@ class Recommender:
         finally:
             module.train(was_training)
 
-    def recommend(self, histories: Sequence[Sequence], k: int = 10, exclude_seen: bool = True) -> list[list[dict]]:
-        """Top-`k` `{"item_id", "score"(, "title")}` per history of raw item IDs (oldest first)."""
+    def recommend(
+        self, histories: Sequence[Sequence], k: int = 10, exclude_seen: bool = True, unknown: str = "raise"
+    ) -> list[list[dict]]:
+        """Top-`k` `{"item_id", "score"(, "title")}` per history of raw item IDs (oldest first); IDs not in the
+        vocabulary raise, or with `unknown="drop"` are left out (and logged), as in `SeqRecModule.recommend`."""
+        k = check_top_k(k)
         vocab = self.module.vocab
+        all_encoded = self.module.encode_histories(histories, unknown)
         results = []
-        for start in range(0, len(histories), self.batch_size):
-            encoded = [vocab.encode(h) for h in histories[start : start + self.batch_size]]
+        for start in range(0, len(all_encoded), self.batch_size):
+            encoded = all_encoded[start : start + self.batch_size]
             items, scores = self.index.search(self.encode(encoded), k, exclude=encoded if exclude_seen else None)
             for row_items, row_scores in zip(items, scores, strict=True):
                 found = row_items > 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 
 import lightning as L
 import numpy as np
@@ -14,10 +15,12 @@ from lightning_seqrec.backbones import create_backbone
 from lightning_seqrec.checkpoint import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.data.datamodule import pad_histories
 from lightning_seqrec.data.vocab import ItemVocab
-from lightning_seqrec.errors import ConfigError, SeqRecError
+from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
 from lightning_seqrec.metrics import RankingEvaluator
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
 from lightning_seqrec.optim import SparseAwareAdamW
+
+log = logging.getLogger(__name__)
 
 
 class SeqRecModule(L.LightningModule):
@@ -52,6 +55,11 @@ class SeqRecModule(L.LightningModule):
         self.save_hyperparameters(ignore=["objectives", "pretrained_embeddings"])
         if scoring not in ("dot", "cosine"):
             raise ConfigError(f"scoring={scoring!r} is not valid; use 'dot' or 'cosine'.")
+        if max_len < 1:  # else it fails only in the first forward pass
+            raise ConfigError(
+                f"max_len must be >= 1 (the newest items the model reads), got {max_len}; pass e.g. max_len=50 "
+                "(model.max_len=<n> on the command line, where it defaults to data.max_len)."
+            )
         self.scoring = scoring
         self.num_items, self.max_len, self.mask_seen = num_items, max_len, mask_seen
         self.lr, self.weight_decay, self.eval_ks, self.seed = lr, weight_decay, tuple(eval_ks), seed
@@ -239,11 +247,45 @@ class SeqRecModule(L.LightningModule):
             raise ConfigError("This model has no item vocabulary yet: train it on a datamodule or load a checkpoint.")
         return self.vocab
 
-    @torch.no_grad()
-    def score_histories(self, histories: Sequence[Sequence], exclude_seen: bool = True) -> torch.Tensor:
-        """Scores `[B, N+1]` for raw-ID histories (oldest first), truncated to the newest `max_len` items."""
+    def encode_histories(self, histories: Sequence[Sequence], unknown: str = "raise") -> list[np.ndarray]:
+        """Index arrays of raw-ID histories. IDs not in the vocabulary raise (`unknown="raise"`) or are dropped and
+        logged (`"drop"`); a history with no known item left is an error, as the model needs one to condition on."""
         vocab = self._require_vocab()
-        encoded = [vocab.encode(h) for h in histories]
+        if unknown not in ("raise", "drop"):
+            raise ConfigError(f"unknown={unknown!r} is not valid; use 'raise' (the default) or 'drop' (unknown=drop).")
+        example = "pass a list of histories of raw item IDs, e.g. [[1, 2, 3]]"
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Iterable):
+            raise ConfigError(f"histories={histories!r} is not a list of histories; {example}.")
+        histories = list(histories)
+        if not histories:
+            raise ConfigError(f"Got no histories; {example}.")
+        encoded = []
+        for row, history in enumerate(histories):
+            if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
+                raise ConfigError(
+                    f"History {row} is {history!r}, not a list of raw item IDs; pass a list of histories, e.g. "
+                    f"{[histories]!r} for one history."
+                )
+            history = list(history)
+            indices = vocab.encode(history, unknown=unknown)
+            if len(indices) < len(history):
+                shown = ", ".join(repr(raw) for raw in history if raw not in vocab)
+                if len(indices) == 0:
+                    raise DataError(
+                        f"history {row} has no item in this model's vocabulary once unknown='drop' dropped {shown}; "
+                        "pass at least one ID from the training data."
+                    )
+                log.warning("history %d: dropped item ID(s) not in this model's vocabulary: %s", row, shown)
+            encoded.append(indices)
+        return encoded
+
+    @torch.no_grad()
+    def score_histories(
+        self, histories: Sequence[Sequence], exclude_seen: bool = True, unknown: str = "raise"
+    ) -> torch.Tensor:
+        """Scores `[B, N+1]` for raw-ID histories (oldest first), truncated to the newest `max_len` items; `unknown`
+        as in `encode_histories`."""
+        encoded = self.encode_histories(histories, unknown)
         item_seq = pad_histories(encoded, self.max_len).to(self.device)
         lengths = [len(e) for e in encoded]
         batch = {
@@ -258,10 +300,14 @@ class SeqRecModule(L.LightningModule):
         finally:
             self.train(was_training)
 
-    def recommend(self, histories: Sequence[Sequence], k: int = 10, exclude_seen: bool = True) -> list[list[dict]]:
-        """Top-`k` raw item IDs with scores (and titles when known) for each history of raw item IDs."""
+    def recommend(
+        self, histories: Sequence[Sequence], k: int = 10, exclude_seen: bool = True, unknown: str = "raise"
+    ) -> list[list[dict]]:
+        """Top-`k` raw item IDs with scores (and titles when known) for each history of raw item IDs; item IDs not
+        in the vocabulary raise, or with `unknown="drop"` are left out (and logged)."""
+        k = check_top_k(k)
         vocab = self._require_vocab()
-        scores = self.score_histories(histories, exclude_seen=exclude_seen)
+        scores = self.score_histories(histories, exclude_seen=exclude_seen, unknown=unknown)
         top = torch.topk(scores, min(k, self.num_items), dim=1)
         results = []
         for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True):
@@ -275,6 +321,14 @@ class SeqRecModule(L.LightningModule):
         if str(raw_id) in self.item_titles:
             entry["title"] = self.item_titles[str(raw_id)]
         return entry
+
+
+def check_top_k(k) -> int:
+    """`k` of a top-k request as an int, refusing anything but a whole number >= 1 (a string or a float would fail
+    deep in torch, and 0 would silently return nothing)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k={k!r} is not a whole number >= 1; pass k=<how many items to return>, e.g. k=10.")
+    return int(k)
 
 
 def trim_padding(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
