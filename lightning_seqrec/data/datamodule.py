@@ -69,7 +69,12 @@ class SeqRecDataModule(L.LightningDataModule):
             raise DataError(f"max_len must be >= 1, got {max_len}.")
         if dedupe not in (None, "first", "last", "consecutive"):
             raise DataError(f"dedupe={dedupe!r} is not valid; use null, 'first', 'last' or 'consecutive'.")
-        self.dataset, self.path, self.columns = dataset, path, dict(columns or {})
+        for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if size < 1:  # the DataLoader would refuse it only once training starts
+                raise DataError(f"{name} must be >= 1, got {size}; pass e.g. {name}=128 (data.{name}=<n> in the CLI).")
+        self.dataset, self.path = dataset, path
+        # a column mapped to None (data.columns.timestamp=null) is one the log does not have
+        self.columns = {ours: theirs for ours, theirs in (columns or {}).items() if theirs is not None}
         self.timestamps, self.int_ids = timestamps, list(int_ids)
         self.max_len, self.window_stride, self.prefix_windows = max_len, window_stride, prefix_windows
         self.split_name, self.split_kwargs = split, dict(split_kwargs or {})

@@ -181,7 +181,9 @@ class Interactions:
         if absent:
             raise DataError(
                 f"Column(s) {absent} named in the column mapping are not in the table; it has "
-                f"{list(frame.columns)}. Fix the mapping, e.g. columns={{'user_id': '{frame.columns[0]}', ...}}."
+                f"{list(frame.columns)}. Fix the mapping, e.g. columns={{'user_id': '{frame.columns[0]}', ...}} "
+                f"(data.columns.user_id={frame.columns[0]} on the command line); for a log without times leave "
+                "timestamp out of it (data.columns.timestamp=null or ~data.columns.timestamp)."
             )
         renamed = frame.rename(columns={src: dst for dst, src in columns.items()})
         if "timestamp" in renamed.columns:
