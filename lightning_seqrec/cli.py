@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import math
 import os
 import signal
 import sys
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +20,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_seqrec.checkpoint import load_checkpoint
-from lightning_seqrec.errors import SeqRecError
+from lightning_seqrec.errors import ConfigError, SeqRecError
 from lightning_seqrec.finetune import adapt_to_data, load_source
 
 log = logging.getLogger("lightning_seqrec")
@@ -34,6 +38,7 @@ commands:
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
 Overrides are Hydra syntax (`seqrec train --help` lists config groups; `--cfg job` prints the config).
+A mistake ends in one line `seqrec: error: ...` and exit status 2; set SEQREC_DEBUG=1 for the full trace.
 """
 
 
@@ -59,13 +64,17 @@ def _print_metrics(title: str, metrics: dict) -> None:
         print(f"  {name:<10}" + "".join(f"{row[k]:>9.4f}" if k in row else f"{'':>9}" for k in ks))
 
 
-def _print_recommendations(module, history: list, k: int, header: str) -> None:
+def _print_recommendations(module, history: list, k: int, header: str, **options) -> list[dict]:
+    """Print and return the top-`k` of one history (`options` go to `module.recommend`), computed before anything
+    is printed so that a bad argument ends in its error line alone."""
+    entries = module.recommend([history], k=k, **options)[0]
     titles = module.item_titles
     print(f"\n{header}")
     print("  recent history: " + "; ".join(titles.get(str(i), str(i)) for i in history[-5:]))
-    for rank, entry in enumerate(module.recommend([history], k=k)[0], start=1):
+    for rank, entry in enumerate(entries, start=1):
         name = entry.get("title", entry["item_id"])
         print(f"  {rank:>2}. {name}  (item {entry['item_id']}, score {entry['score']:.3f})")
+    return entries
 
 
 def train(cfg: DictConfig) -> dict:
@@ -113,8 +122,10 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
     )
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    except SIGTERMException:  # Lightning's SystemExit(0): a stopped run would look like a finished one
-        _exit_stopped(trainer)
+    except SystemExit as stop:  # Lightning ends a run stopped by SIGTERM or Ctrl-C so: it would look finished
+        if not trainer.interrupted:
+            raise
+        _exit_stopped(trainer, signal.SIGTERM if isinstance(stop, SIGTERMException) else signal.SIGINT)
     results = {}
     if cfg.test:
         monitored = [c for c in trainer.checkpoint_callbacks if c.monitor]  # not the every-epoch last.ckpt
@@ -122,23 +133,33 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
         _print_metrics(f"test metrics ({'best checkpoint ' + best if best else 'last weights'}):", results)
         if trainer.is_global_zero:  # machine-readable copy for sweeps and benchmark scripts
-            Path(cfg.output_dir, "test_metrics.json").write_text(json.dumps(results, indent=2))
+            _write_metrics(Path(cfg.output_dir, "test_metrics.json"), results)
     if trainer.is_global_zero:
+        if module.vocab is None:  # ddp_spawn fitted and tested in child processes: their weights came back, not this
+            module.attach_data(datamodule)
         user = cfg.show_user if cfg.show_user is not None else datamodule.split.test.history.users[0]
         history = datamodule.user_history(user)
         _print_recommendations(module, history, cfg.top_k, f"top-{cfg.top_k} for user {user}:")
     return results
 
 
-def _exit_stopped(trainer) -> None:
-    """A run stopped by SIGTERM (preemption, `kill`) exits 143 before the test, saying how to resume it."""
+def _write_metrics(path: Path, metrics: dict) -> None:
+    """`metrics` as strict JSON, a non-finite value (NaN: e.g. the HR of a popularity bucket no test target falls
+    in) written as null: NaN is not JSON, and strict readers refuse the whole file."""
+    finite = {name: float(value) if math.isfinite(value) else None for name, value in metrics.items()}
+    path.write_text(json.dumps(finite, indent=2, allow_nan=False))
+
+
+def _exit_stopped(trainer, signum: signal.Signals) -> None:
+    """A run stopped by SIGTERM (preemption, `kill`) or SIGINT (Ctrl-C) exits 128 + the signal number before the
+    test, naming the checkpoint to resume from, or saying that none was written yet."""
     saved = [c.best_model_path for c in trainer.checkpoint_callbacks if not c.monitor and c.best_model_path]
-    resume = f" Resume it with ckpt_path={saved[0]}." if saved else ""
+    resume = f"Resume it with ckpt_path={saved[0]}." if saved else "No checkpoint was written yet."
     print(
-        f"seqrec: training stopped by SIGTERM in epoch {trainer.current_epoch}, before the test.{resume}",
+        f"seqrec: training stopped by {signum.name} in epoch {trainer.current_epoch}, before the test. {resume}",
         file=sys.stderr,
     )
-    sys.exit(128 + signal.SIGTERM)
+    sys.exit(128 + signum)
 
 
 def _continue_checkpoints(callbacks: list, ckpt: Path) -> None:
@@ -190,10 +211,20 @@ def recommend(cfg: DictConfig) -> list:
         history = _checkpoint_data(cfg, module).user_history(cfg.user)
         header = f"top-{cfg.k} for user {cfg.user}:"
     else:
-        history = list(cfg.history)
+        history = _history_argument(cfg.history)
         header = f"top-{cfg.k} for the given history:"
-    _print_recommendations(module, history, cfg.k, header)
-    return module.recommend([history], k=cfg.k, exclude_seen=cfg.exclude_seen)[0]
+    return _print_recommendations(module, history, cfg.k, header, exclude_seen=cfg.exclude_seen, unknown=cfg.unknown)
+
+
+def _history_argument(value) -> list:
+    """`history=` as raw item IDs: a list as given, a lone ID (`history=i4`) as a one-item history rather than the
+    characters of its name."""
+    history = list(value) if isinstance(value, ListConfig) else [value]
+    if not history:
+        raise SeqRecError(
+            "history=[] is empty; pass history=[<raw item id>, ...] (oldest first) or user=<raw user id>."
+        )
+    return history
 
 
 TASKS: dict[str, Callable[[DictConfig], object]] = {
@@ -241,26 +272,108 @@ def _print_zoo(entries: list) -> None:
             print(f"  {entry.problem}")
 
 
+REQUIRED_VALUES = {
+    "ckpt": "ckpt=<path to a .ckpt file>",
+    "zoo": "zoo=<zoo name (seqrec zoo list), hf-hub:ORG/REPO, a Hub folder or a .ckpt file>",
+    "data.path": "data.path=<the data file (or folder) to read>",
+}
+"""How to pass each value a config leaves required (`???`); any other is named with `KEY=<value>`."""
+
+PLAIN_TYPES = (int, float, bool, str, type(None))
+
+
+def _check_config(cfg: DictConfig) -> None:
+    """Refuse a config with a required value left out, or a value its target's signature rules out, before any
+    work: otherwise omegaconf or the target fails with a trace, the latter only deep inside training."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        fix = REQUIRED_VALUES.get(missing[0], f"{missing[0]}=<value>")
+        raise ConfigError(f"{missing[0]} is required and has no value; pass {fix}.")
+    _check_types(OmegaConf.to_container(cfg, resolve=True), "")
+
+
+def _check_types(node, key: str) -> None:
+    """Walk a resolved config; at each `_target_`, each scalar must be of a type its parameter's annotation allows."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_types(item, f"{key}[{i}]")
+    if not isinstance(node, dict):
+        return
+    allowed = _parameter_types(node["_target_"]) if isinstance(node.get("_target_"), str) else {}
+    for name, value in node.items():
+        full = f"{key}.{name}" if key else str(name)
+        kinds = allowed.get(name)
+        if kinds and not isinstance(value, (dict, list)) and not _fits(value, kinds):
+            names = [kind.__name__ for kind in kinds if kind is not type(None)]
+            raise ConfigError(
+                f"{full}={value!r} is not {' or '.join(names)}{' or null' if type(None) in kinds else ''} "
+                f"({node['_target_']} takes {name}: {' | '.join(names)}); pass {full}=<{names[0]}>."
+            )
+        _check_types(value, full)
+
+
+def _fits(value, kinds: set) -> bool:
+    if isinstance(value, bool):  # before int: bool is an int subclass, and true is no epoch count
+        return bool in kinds
+    if isinstance(value, int):
+        return int in kinds or float in kinds
+    return type(value) in kinds or not isinstance(value, PLAIN_TYPES)
+
+
+def _parameter_types(target: str) -> dict[str, set]:
+    """The plain types (int, float, bool, str, None) each parameter of `target` allows, for the parameters annotated
+    with those alone; a class's bases count while each `__init__` passes `**kwargs` on. Unknown targets give {}."""
+    try:
+        obj = hydra.utils.get_object(target)
+    except Exception:  # Hydra's instantiate names a target it cannot import
+        return {}
+    functions = (
+        [vars(c)["__init__"] for c in inspect.getmro(obj) if "__init__" in vars(c)] if isinstance(obj, type) else [obj]
+    )
+    allowed: dict[str, set] = {}
+    for function in functions:
+        function = inspect.unwrap(function)
+        try:
+            hints, parameters = typing.get_type_hints(function), inspect.signature(function).parameters
+        except Exception:  # annotations this Python cannot evaluate, builtins without a signature: not checked
+            return allowed
+        for name, parameter in parameters.items():
+            hint = hints.get(name)
+            kinds = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+            if name not in allowed and kinds <= set(PLAIN_TYPES):
+                allowed[name] = kinds | ({type(None)} if parameter.default is None else set())
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            break
+    return allowed
+
+
+def _exit_error(err: BaseException) -> None:
+    """Print `err` as one `seqrec: error:` line and exit 2, or re-raise it for its trace when SEQREC_DEBUG is set."""
+    if os.environ.get("SEQREC_DEBUG", "0") not in ("", "0"):
+        raise err
+    cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ is not None else err
+    if isinstance(cause, SeqRecError):
+        message = str(cause)
+    else:
+        message = f"a config entry could not be built: {err}; fix the key named here (`--cfg job` prints the config)."
+    print("seqrec: error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
 def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
-    """Turn the library's own errors and bad config arguments into one clear line and exit status 2."""
+    """Turn the library's own errors and bad config arguments into one clear line and exit status 2, and Ctrl-C
+    outside training (which `_fit_and_test` reports) into one line and status 130."""
 
     def run(cfg: DictConfig):
         try:
+            if isinstance(cfg, DictConfig):
+                _check_config(cfg)
             return task(cfg)
-        except SeqRecError as err:
-            print(f"seqrec: error: {err}", file=sys.stderr)
-            sys.exit(2)
-        except InstantiationException as err:
-            cause = err.__cause__ if err.__cause__ is not None else err
-            if isinstance(cause, SeqRecError):
-                print(f"seqrec: error: {cause}", file=sys.stderr)
-            else:
-                print(
-                    f"seqrec: error: a config entry could not be built: {err}\n"
-                    "Fix the key named above (`seqrec <command> --cfg job` prints the full config).",
-                    file=sys.stderr,
-                )
-            sys.exit(2)
+        except (SeqRecError, InstantiationException) as err:
+            _exit_error(err)
+        except KeyboardInterrupt:
+            print("seqrec: interrupted (Ctrl-C).", file=sys.stderr)
+            sys.exit(128 + signal.SIGINT)
 
     run.__name__ = task.__name__
     return run

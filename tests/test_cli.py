@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 from conftest import chain_log
+
+from lightning_seqrec import cli
 
 OFFLINE = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
 
@@ -178,3 +184,75 @@ def test_sigterm_stops_training_with_status_143_and_says_how_to_resume(tmp_path)
     assert proc.returncode == 143, stderr[-3000:]
     assert "training stopped by SIGTERM in epoch" in stderr and f"ckpt_path={last}" in stderr
     assert not (tmp_path / "run" / "test_metrics.json").exists()
+
+
+def test_sigint_stops_training_with_status_130_and_says_how_to_resume(tmp_path):
+    """Ctrl-C ends a run like SIGTERM does: status 128 + 2, before the test, naming the checkpoint to resume from
+    (Lightning itself would exit 1 without saying where the run stands)."""
+    data = chain_table(tmp_path)
+    args = ["train", *data, "trainer.max_epochs=100000", "callbacks.early_stopping.patience=100000", "logger=none"]
+    args += ["trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, **OFFLINE}
+    proc = subprocess.Popen(
+        seqrec_command(*args), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job may inherit SIG_IGN
+    )  # fmt: skip
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    try:
+        while not last.exists() and proc.poll() is None:  # the run has finished an epoch
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "training stopped by SIGINT in epoch" in stderr and f"ckpt_path={last}" in stderr
+    assert not (tmp_path / "run" / "test_metrics.json").exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_there_is_none(capsys):
+    last_ckpt = SimpleNamespace(monitor=None, best_model_path="")  # the every-epoch last.ckpt, not written yet
+    trainer = SimpleNamespace(checkpoint_callbacks=[last_ckpt], current_epoch=0)
+    with pytest.raises(SystemExit) as stop:
+        cli._exit_stopped(trainer, signal.SIGINT)
+    assert stop.value.code == 130
+    assert "stopped by SIGINT in epoch 0" in capsys.readouterr().err.replace("\n", " ")
+    with pytest.raises(SystemExit):
+        cli._exit_stopped(trainer, signal.SIGTERM)
+    assert "No checkpoint was written yet" in capsys.readouterr().err
+
+
+def test_test_metrics_json_stays_json_when_a_metric_is_nan(tmp_path):
+    """Every user's last (test) item here is one no training sequence holds, so it is a tail item and the HR of
+    the head and mid popularity buckets averages over no user: NaN, written as null rather than as invalid JSON."""
+    log = chain_log()
+    last = log.groupby("user").tail(1).assign(item=31, ts=lambda rows: rows["ts"] + 1)
+    pd.concat([log, last]).to_csv(tmp_path / "events.csv", index=False)
+    data = ["data=table", f"data.path={tmp_path / 'events.csv'}", "data.columns.user_id=user"]
+    data += ["data.columns.item_id=item", "data.columns.timestamp=ts", "data.max_len=8", "model.embedding_dim=16"]
+    result = seqrec(
+        "train", *data, "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def refuse(constant: str):
+        raise AssertionError(f"test_metrics.json holds {constant}, which is not JSON")
+
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["test/hr_head@10"] is None and metrics["test/hr_tail@10"] is not None
+    assert 0 <= metrics["test/ndcg@10"] <= 1
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_a_ddp_run_ends_like_a_single_process_one(tmp_path):
+    """The README's `seqrec train trainer=ddp_cpu` fits and tests in two spawned processes; the parent, whose copy of
+    the module never saw the data, still prints the recommendations and exits 0."""
+    limits = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2"]
+    result = seqrec(
+        "train", "trainer=ddp_cpu", "trainer.max_epochs=1", *limits, "model.embedding_dim=16", "logger=none",
+        "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "top-10 for user" in result.stdout and result.stdout.count("(item ") == 10
+    assert 0 <= json.loads((tmp_path / "run" / "test_metrics.json").read_text())["test/ndcg@10"] <= 1
