@@ -304,10 +304,10 @@ def _check_types(node, key: str) -> None:
         full = f"{key}.{name}" if key else str(name)
         kinds = allowed.get(name)
         if kinds and not isinstance(value, (dict, list)) and not _fits(value, kinds):
-            names = [kind.__name__ for kind in kinds if kind is not type(None)]
+            names = [kind.__name__ if kind is not type(None) else "null" for kind in PLAIN_TYPES if kind in kinds]
             raise ConfigError(
-                f"{full}={value!r} is not {' or '.join(names)}{' or null' if type(None) in kinds else ''} "
-                f"({node['_target_']} takes {name}: {' | '.join(names)}); pass {full}=<{names[0]}>."
+                f"{full}={value!r} is not {' or '.join(names)} (the {name} of {node['_target_']}); "
+                f"pass {full}=<{names[0]}>."
             )
         _check_types(value, full)
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from conftest import chain_log
+from omegaconf import OmegaConf
 from test_cli import seqrec
 
 from lightning_seqrec import cli
@@ -176,3 +177,15 @@ def test_a_relative_data_path_from_the_checkpoint_says_where_it_came_from(string
         f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path,
     )  # fmt: skip
     assert pointed.returncode == 0 and pointed.stdout.count("(item i") == 10, pointed.stderr[-3000:]
+
+
+def test_ctrl_c_outside_training_is_one_line_and_status_130(capsys):
+    """Ctrl-C while data is prepared (or anywhere outside `trainer.fit`, which reports its own stop) is no trace."""
+
+    def preparing_data(cfg):
+        raise KeyboardInterrupt
+
+    with pytest.raises((SystemExit, KeyboardInterrupt)) as stop:  # KeyboardInterrupt itself would end pytest
+        cli._reporting(preparing_data)(OmegaConf.create({}))
+    assert stop.type is SystemExit and stop.value.code == 130
+    assert capsys.readouterr().err == "seqrec: interrupted (Ctrl-C).\n"
