@@ -34,7 +34,15 @@ ARCHITECTURE_KEYS = frozenset(
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict, unpickled with `weights_only=True` set explicitly (so `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`
+    """The checkpoint dict of a lightning-seqrec `.ckpt`, read by `safe_load`, with its structure checked."""
+    ckpt = safe_load(path)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or not isinstance(ckpt.get("seqrec"), dict):
+        raise CheckpointError(f"{path} is not a lightning-seqrec checkpoint (no 'seqrec' section or state_dict).")
+    return ckpt
+
+
+def safe_load(path: str | Path):
+    """A file's contents unpickled with `weights_only=True` set explicitly (so `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`
     cannot switch it off) and no code in the file can run; any unreadable file is one `CheckpointError`."""
     path = Path(path)
     if path.is_dir():
@@ -47,7 +55,7 @@ def read_checkpoint(path: str | Path) -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint; re-download it or re-run training.")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" not in str(err):
             raise _unreadable(path, err) from err
@@ -58,9 +66,6 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, IndexError, ValueError) as err:
         raise _unreadable(path, err) from err
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or not isinstance(ckpt.get("seqrec"), dict):
-        raise CheckpointError(f"{path} is not a lightning-seqrec checkpoint (no 'seqrec' section or state_dict).")
-    return ckpt
 
 
 def _first_line(err: BaseException) -> str:
@@ -76,11 +81,12 @@ def _unreadable(path: Path, err: BaseException) -> CheckpointError:
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO with every load (resume with `ckpt_path=`, testing the best checkpoint) going
-    through `read_checkpoint`, so no Trainer load depends on PyTorch's default for `weights_only`."""
+    """Lightning's checkpoint IO with every load (resume with `ckpt_path=`, testing the best checkpoint, the weights
+    a ddp_spawn run hands back to its parent) going through `safe_load`, so no Trainer load depends on PyTorch's
+    default for `weights_only`."""
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        return read_checkpoint(path)
+        return safe_load(path)
 
 
 # --------------------------------------------------------------------------------------------- integrity

@@ -22,8 +22,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lightning_seqrec.checkpoint import load_checkpoint
-from lightning_seqrec.errors import ConfigError, SeqRecError
+from lightning_seqrec.checkpoint import SafeCheckpointIO, load_checkpoint, read_checkpoint
+from lightning_seqrec.data.stored_config import datamodule_from_record
+from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
 from lightning_seqrec.finetune import adapt_to_data, load_source
 
 log = logging.getLogger("lightning_seqrec")
@@ -118,10 +119,13 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
     if cfg.ckpt_path:
         _continue_checkpoints(callbacks, Path(cfg.ckpt_path))
     trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=list(_instantiate_dict(cfg.get("logger")).values()) or False
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=list(_instantiate_dict(cfg.get("logger")).values()) or False,
+        plugins=[SafeCheckpointIO()],  # resume and the test of the best checkpoint read through read_checkpoint
     )
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except SystemExit as stop:  # Lightning ends a run stopped by SIGTERM or Ctrl-C so: it would look finished
         if not trainer.interrupted:
             raise
@@ -130,7 +134,8 @@ def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
     if cfg.test:
         monitored = [c for c in trainer.checkpoint_callbacks if c.monitor]  # not the every-epoch last.ckpt
         best = monitored[0].best_model_path if monitored else ""
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+        results = tested[0]
         _print_metrics(f"test metrics ({'best checkpoint ' + best if best else 'last weights'}):", results)
         if trainer.is_global_zero:  # machine-readable copy for sweeps and benchmark scripts
             _write_metrics(Path(cfg.output_dir, "test_metrics.json"), results)
@@ -168,6 +173,7 @@ def _continue_checkpoints(callbacks: list, ckpt: Path) -> None:
     forget its best epoch so far, and the test would score whichever epoch came after the resume."""
     if not ckpt.is_file():
         raise SeqRecError(f"ckpt_path={ckpt} is not a file; pass the run's checkpoints/last.ckpt to resume it.")
+    read_checkpoint(ckpt)  # refuse a corrupt, foreign or pickled file now, with one line, before any training
     folder = os.path.realpath(ckpt.parent)
     for callback in callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.dirpath != folder:
@@ -176,10 +182,28 @@ def _continue_checkpoints(callbacks: list, ckpt: Path) -> None:
 
 
 def _checkpoint_data(cfg: DictConfig, module):
-    data_cfg = cfg.get("data") or getattr(module, "data_config", None)
-    if not data_cfg:
-        raise SeqRecError("This checkpoint does not record its data; pass data=<dataset> (and data.path=...).")
-    datamodule = _build_data(OmegaConf.create(data_cfg) if isinstance(data_cfg, dict) else data_cfg)
+    """The data a checkpoint is evaluated or recommended on: the user's `data=<dataset>` when given (their own
+    config, built by Hydra); otherwise the config stored in the checkpoint, built only from the allow-list of
+    `datamodule_from_record` (a checkpoint is untrusted data), with any `+data.KEY=VALUE` the user passed on top."""
+    given = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
+    stored_path = None
+    if "_target_" in given:
+        datamodule = instantiate(cfg.data)
+    else:
+        stored = getattr(module, "data_config", None)
+        if not stored:
+            raise SeqRecError("This checkpoint does not record its data; pass data=<dataset> (and data.path=...).")
+        datamodule = datamodule_from_record(stored, f"checkpoint {cfg.ckpt}", overrides=given)
+        stored_path = None if "path" in given else stored.get("path")
+    try:
+        datamodule.setup("fit")
+    except DataError as err:
+        if stored_path is None:
+            raise
+        raise DataError(
+            f"{err} (data.path={stored_path} is the one recorded in checkpoint {cfg.ckpt}; if the data lives "
+            "elsewhere now, pass +data.path=<its path>)"
+        ) from err
     if datamodule.vocab != module.vocab:
         raise SeqRecError(
             "The data's item vocabulary differs from the checkpoint's; evaluate on the data it was trained on."
