@@ -3,11 +3,8 @@ vocabulary and architecture tied to the weights by their hashes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -89,36 +86,6 @@ class SafeCheckpointIO(TorchCheckpointIO):
         return safe_load(path)
 
 
-# --------------------------------------------------------------------------------------------- integrity
-def record_sha256(record) -> str:
-    """sha256 of a JSON-able record in canonical form (sorted keys, no spaces): the same record, the same hash."""
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def integrity_record(architecture: Mapping, vocab_state: Mapping) -> dict[str, str]:
-    """The hashes stored with the weights: they tie the vocabulary and the architecture to the weights, so an
-    edited `vocab.json` (IDs shifted, same length) or config is refused instead of recommending the wrong items."""
-    return {"architecture_sha256": record_sha256(dict(architecture)), "vocab_sha256": record_sha256(dict(vocab_state))}
-
-
-def verify_integrity(stored: Mapping, architecture: Mapping, vocab_state: Mapping) -> None:
-    """Refuse a model unless `stored` holds the hashes of exactly this architecture and vocabulary (the message
-    starts with "its", for the caller to prefix with the file's name)."""
-    for key, value in integrity_record(architecture, vocab_state).items():
-        if key not in stored:
-            raise CheckpointError(
-                f"its weights record no {key}, so its vocabulary and architecture cannot be tied to them. If you "
-                "trust its origin, re-save it with this version (lightning_seqrec.hub.seal_folder for a Hub folder); "
-                "otherwise ask the publisher for a current export."
-            )
-        if stored[key] != value:
-            raise CheckpointError(
-                f"its {key.removesuffix('_sha256')} does not match the {key} stored with its weights: the files were "
-                "edited or come from different models. Re-download or re-export it."
-            )
-
-
 def check_architecture(architecture, source: str) -> dict:
     """A stored architecture record as plain keyword arguments of `SeqRecModule`; unknown keys and non-plain
     values (nested records that could name code) are refused."""
@@ -134,15 +101,6 @@ def check_architecture(architecture, source: str) -> dict:
         if not is_plain(value):
             raise CheckpointError(f"{source}: architecture[{key!r}] is not a plain value (str, number, list, dict).")
     return architecture
-
-
-def check_vocab_size(vocab, rows: int, vocab_source: str, weights_source: str) -> None:
-    """Refuse a vocabulary whose size differs from the item embedding table (`rows`, padding included)."""
-    if vocab.size != rows:
-        raise CheckpointError(
-            f"{vocab_source} lists {len(vocab)} items ({vocab.size} rows with padding) but the item embedding in "
-            f"{weights_source} has {rows} rows; the files come from different models: re-export or re-train it."
-        )
 
 
 # --------------------------------------------------------------------------------------------- building

@@ -26,15 +26,10 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntry
 from huggingface_hub.utils import filter_repo_objects
 
 import lightning_seqrec
-from lightning_seqrec.checkpoint import (
-    build_module,
-    check_vocab_size,
-    integrity_record,
-    scoring_weights,
-    verify_integrity,
-)
+from lightning_seqrec.checkpoint import build_module, scoring_weights
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import CheckpointError, ConfigError, SeqRecError
+from lightning_seqrec.integrity import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.modules import SeqRecModule
 
 FORMAT_VERSION = 2

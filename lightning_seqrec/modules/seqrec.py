@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_seqrec.backbones import create_backbone
-from lightning_seqrec.checkpoint import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.data.datamodule import pad_histories
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
+from lightning_seqrec.integrity import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.metrics import RankingEvaluator
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
 from lightning_seqrec.optim import SparseAwareAdamW
