@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from lightning_seqrec.batch import pad_histories  # noqa: F401  (re-exported: its old home)
 from lightning_seqrec.data.datasets import (
     EvalDataset,
     LengthBucketSampler,
@@ -22,9 +23,9 @@ from lightning_seqrec.data.datasets import (
 )
 from lightning_seqrec.data.filters import drop_duplicates, k_core
 from lightning_seqrec.data.interactions import Interactions
-from lightning_seqrec.data.label_protocol import LabelSplit, label_split
+from lightning_seqrec.data.label_protocol import label_split
 from lightning_seqrec.data.readers import load_dataset, read_sequence_file, read_table
-from lightning_seqrec.data.sequences import Sequences, gather_left_padded
+from lightning_seqrec.data.sequences import Sequences
 from lightning_seqrec.data.splits import Split, make_split
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import DataError, UnknownItemError
@@ -118,7 +119,7 @@ class SeqRecDataModule(L.LightningDataModule):
         data = self.filtered(self.read())
         self.interactions = data
         self.vocab = ItemVocab.from_ids(data.frame["item_id"])
-        self.sequences = Sequences.from_interactions(data, self.vocab)
+        self.sequences = self.make_sequences(data)
         self.split = self.make_split(data)
         if len(self.split.test) == 0:
             raise DataError(f"The {self.split_name!r} split of {data.name!r} left no test users.")
@@ -136,8 +137,13 @@ class SeqRecDataModule(L.LightningDataModule):
             len(self.split.test),
         )
 
-    def make_split(self, data: Interactions):
-        """Train / validation / test parts of the prepared data (`self.sequences`), by the configured split."""
+    def make_sequences(self, data: Interactions) -> Sequences:
+        """Each user's sequence of (filtered) interactions: the users' histories, which `make_split` splits."""
+        return Sequences.from_interactions(data, self.vocab)
+
+    def make_split(self, data: Interactions) -> Split:
+        """Train / validation / test parts of the prepared data (`self.sequences`), by the configured split; it
+        changes nothing on the module."""
         return make_split(self.sequences, self.split_name, **self.split_kwargs)
 
     def training_tensors(self) -> dict[str, torch.Tensor]:
@@ -182,6 +188,16 @@ class SeqRecDataModule(L.LightningDataModule):
 
     def user_history(self, user) -> list:
         """Raw item IDs of a user's whole known history (train + validation + test), oldest first."""
+        start, end = self._user_span(user)
+        return self.vocab.decode(self.sequences.items[start:end])
+
+    def user_times(self, user) -> list[float] | None:
+        """Timestamps of `user_history(user)`, one per item, or None when the data has no times."""
+        start, end = self._user_span(user)
+        return None if self.sequences.times is None else self.sequences.times[start:end].tolist()
+
+    def _user_span(self, user) -> tuple[int, int]:
+        """`[start, end)` of a raw user ID's row in `self.sequences`; an unknown user is an error naming known ones."""
         self._require_setup()
         row = self._user_rows.get(user)
         if row is None:
@@ -194,8 +210,7 @@ class SeqRecDataModule(L.LightningDataModule):
                 f"User {user!r} is not in {self.interactions.name!r} (after filtering). "
                 f"Known users look like {list(self._user_rows)[:3]!r}; pass one of them or history=[...]."
             )
-        start, end = self.sequences.indptr[row], self.sequences.indptr[row + 1]
-        return self.vocab.decode(self.sequences.items[start:end])
+        return int(self.sequences.indptr[row]), int(self.sequences.indptr[row + 1])
 
     def _require_setup(self) -> None:
         if self.split is None:
@@ -243,20 +258,6 @@ class SeqRecDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         self._require_setup()
         return self._eval_loader(self.test_dataset)
-
-
-def pad_histories(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
-    """Left-pad (and truncate to the newest `max_len`) a list of index arrays into one `[B, max_len]` tensor."""
-    lengths = np.array([len(h) for h in histories], dtype=np.int64)
-    if (lengths == 0).any():
-        empty = np.flatnonzero(lengths == 0).tolist()
-        raise DataError(
-            f"History number(s) {empty} are empty: a sequential model needs at least one item to "
-            "condition on. Recommend popular items for new users instead, or pass a non-empty history."
-        )
-    flat = np.concatenate(histories).astype(np.int64)
-    ends = np.cumsum(lengths)
-    return torch.from_numpy(gather_left_padded(flat, ends - lengths, ends, max_len))
 
 
 def _dataset_module(name: str, dataset: str, doc: str, **defaults) -> type[SeqRecDataModule]:
@@ -320,10 +321,13 @@ class LabelPredictionDataModule(SeqRecDataModule):
             "seed": self.seed,
         }
 
-    def make_split(self, data: Interactions) -> LabelSplit:
+    def make_sequences(self, data: Interactions) -> Sequences:
+        """Users' histories are their input events."""
         if self.input_events is not None and "event" in data.frame.columns:
-            inputs = data.replace(data.frame[data.frame["event"].isin(self.input_events)])
-            self.sequences = Sequences.from_interactions(inputs, self.vocab)
+            data = data.replace(data.frame[data.frame["event"].isin(self.input_events)])
+        return Sequences.from_interactions(data, self.vocab)
+
+    def make_split(self, data: Interactions) -> Split:
         return label_split(data, self.vocab, self.input_events, self.label_events, **self.protocol)
 
     def training_tensors(self) -> dict[str, torch.Tensor]:

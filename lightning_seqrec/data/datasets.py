@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from lightning_seqrec.data.sequences import Sequences, gather_left_padded, ranges
+from lightning_seqrec.batch import gather_left_padded
+from lightning_seqrec.data.sequences import Sequences, ranges
 from lightning_seqrec.data.splits import EvalSet
 from lightning_seqrec.errors import DataError
 

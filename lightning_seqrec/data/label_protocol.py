@@ -10,28 +10,19 @@ last item is the label.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
 import numpy as np
 
 from lightning_seqrec.data.interactions import Interactions
 from lightning_seqrec.data.sequences import Sequences
-from lightning_seqrec.data.splits import EvalSet, _resolve_cutoff, partition_users
+from lightning_seqrec.data.splits import EvalSet, Split, _resolve_cutoff, partition_users
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import DataError
 
-
-@dataclass
-class LabelSplit:
-    """The protocol's parts: the embedding corpus (first time part, inputs only) and labelled examples of the
-    second part, by disjoint users. `train_stream` holds the training users' input streams when inputs and
-    labels are one stream (then every next item trains, as in `train_windows`), else None."""
-
-    embedding_corpus: Sequences
-    train: EvalSet
-    valid: EvalSet
-    test: EvalSet
-    train_stream: Sequences | None
+LabelSplit = Split
+"""The protocol's parts are a `Split`: the embedding corpus (first time part, inputs only) and labelled examples
+(`EvalSet`s) of the second part, by disjoint users. `train_stream` holds the training users' input streams when
+inputs and labels are one stream (then every next item trains, as in `train_windows`), else None."""
 
 
 def _event_mask(frame, events: Collection[str] | None, role: str) -> np.ndarray:
@@ -73,7 +64,7 @@ def label_split(
     test_frac: float = 0.1,
     eval_labels: str = "all",
     seed: int = 0,
-) -> LabelSplit:
+) -> Split:
     """Split `data` by the IKEA protocol.
 
     `embedding_cutoff` (a quantile in (0, 1) or a timestamp) ends the embedding part; `0` gives it nothing.
@@ -129,7 +120,7 @@ def label_split(
     train_stream = None
     if one_stream:
         train_stream = inputs.select(input_row[np.flatnonzero(has_inputs & (part == 0))])
-    return LabelSplit(
+    return Split(
         embedding_corpus=corpus,
         train=examples(0, False),
         valid=examples(1, last),

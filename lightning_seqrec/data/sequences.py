@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lightning_seqrec.batch import gather_left_padded  # noqa: F401  (re-exported: its old home)
 from lightning_seqrec.data.interactions import Interactions
 from lightning_seqrec.data.vocab import ItemVocab
 
@@ -63,15 +64,3 @@ def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
     return np.repeat(starts, lengths) + (np.arange(total) - offsets)
-
-
-def gather_left_padded(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, fill=0):
-    """Rows of the last `max_len` values of each span `[start, end)`, left-padded with `fill`.
-
-    Left padding puts the newest item in the last column for every row, which is what the backbones read.
-    """
-    idx = ends[:, None] - max_len + np.arange(max_len)[None, :]
-    valid = idx >= starts[:, None]
-    out = np.full(idx.shape, fill, dtype=values.dtype)
-    out[valid] = values[idx[valid]]
-    return out

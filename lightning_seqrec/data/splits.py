@@ -23,11 +23,20 @@ class EvalSet:
 
 @dataclass
 class Split:
-    """Training sequences (every next item inside is a training target) and two evaluation sets."""
+    """The parts of one split, the one type every split function and data module returns.
 
-    train: Sequences
+    `train` holds training sequences (every next item inside is a training target) or, in the label protocol
+    (`lightning_seqrec.data.label_protocol`), labelled examples (an `EvalSet`: each history predicts its target).
+    `valid` and `test` are the evaluation sets. `embedding_corpus` is what item embeddings may pre-train on (None:
+    the training sequences). `train_stream`, when not None, holds the training users' whole input streams, on which
+    every next item trains instead of the labelled examples (the label protocol on a log without event types).
+    """
+
+    train: Sequences | EvalSet
     valid: EvalSet
     test: EvalSet
+    embedding_corpus: Sequences | None = None
+    train_stream: Sequences | None = None
 
 
 def _eval_set(seqs: Sequences, rows: np.ndarray, history_len: np.ndarray) -> EvalSet:
