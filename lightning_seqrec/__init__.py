@@ -4,8 +4,7 @@ from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.data import Interactions, ItemVocab, SeqRecDataModule
 from lightning_seqrec.finetune import FreezeBackbone, adapt_to_data
 from lightning_seqrec.modules import GRU4Rec, LSTMRec, SASRec, SeqRecModule
-
-__version__ = "0.1.0"
+from lightning_seqrec.version import __version__
 
 __all__ = [
     "FreezeBackbone",

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-import math
 import os
 import signal
 import sys
 import types
 import typing
 from collections.abc import Callable
-from pathlib import Path
 
 import hydra
-import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lightning_seqrec.checkpoint import SafeCheckpointIO, load_checkpoint, read_checkpoint
+from lightning_seqrec import run
+from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.data.stored_config import datamodule_from_record
 from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
-from lightning_seqrec.finetune import adapt_to_data, load_source
 
 log = logging.getLogger("lightning_seqrec")
 
@@ -41,16 +35,6 @@ commands:
 Overrides are Hydra syntax (`seqrec train --help` lists config groups; `--cfg job` prints the config).
 A mistake ends in one line `seqrec: error: ...` and exit status 2; set SEQREC_DEBUG=1 for the full trace.
 """
-
-
-def _instantiate_dict(cfg: DictConfig | None) -> dict:
-    return {name: instantiate(conf) for name, conf in (cfg or {}).items() if conf is not None}
-
-
-def _build_data(cfg: DictConfig):
-    datamodule = instantiate(cfg)
-    datamodule.setup("fit")
-    return datamodule
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
@@ -79,106 +63,27 @@ def _print_recommendations(module, history: list, k: int, header: str, **options
 
 
 def train(cfg: DictConfig) -> dict:
-    """Fit, test the best checkpoint, print metrics and one user's top-k."""
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = _build_data(cfg.data)
-    pretrained = {}
-    if cfg.get("embeddings"):
-        pretrained["pretrained_embeddings"] = instantiate(cfg.embeddings)(datamodule)
-    module = instantiate(
-        cfg.model,
-        num_items=datamodule.num_items,
-        objectives=_instantiate_dict(cfg.objective),
-        _convert_="all",
-        **pretrained,
-    )
-    return _fit_and_test(cfg, module, datamodule)
+    """`seqrec train`: fit, test the best checkpoint (`lightning_seqrec.run.train`), print metrics and a top-k."""
+    return _report(run.train(cfg), cfg)
 
 
 def finetune(cfg: DictConfig) -> dict:
-    """Adapt a trained model (zoo name, Hub folder or `.ckpt`) to the data's catalog, then fit and test as `train`."""
-    L.seed_everything(cfg.seed, workers=True)
-    source = load_source(cfg.zoo)  # before the data, so a wrong name fails fast
-    datamodule = _build_data(cfg.data)
-    module = adapt_to_data(
-        source,
-        datamodule,
-        new_item_init=cfg.new_item_init,
-        objectives=_instantiate_dict(cfg.objective),
-        lr=cfg.lr,
-        seed=cfg.seed,
-    )
-    return _fit_and_test(cfg, module, datamodule)
+    """`seqrec finetune`: adapt a trained model to the data's catalog, then fit and test as `train`."""
+    return _report(run.finetune(cfg), cfg)
 
 
-def _fit_and_test(cfg: DictConfig, module, datamodule) -> dict:
-    """Fit with the configured trainer, callbacks and loggers, test the best checkpoint (metrics printed and
-    written to `test_metrics.json`), and print one user's top-k."""
-    module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
-    callbacks = list(_instantiate_dict(cfg.get("callbacks")).values())
-    if cfg.ckpt_path:
-        _continue_checkpoints(callbacks, Path(cfg.ckpt_path))
-    trainer = instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=list(_instantiate_dict(cfg.get("logger")).values()) or False,
-        plugins=[SafeCheckpointIO()],  # resume and the test of the best checkpoint read through read_checkpoint
-    )
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-    except SystemExit as stop:  # Lightning ends a run stopped by SIGTERM or Ctrl-C so: it would look finished
-        if not trainer.interrupted:
-            raise
-        _exit_stopped(trainer, signal.SIGTERM if isinstance(stop, SIGTERMException) else signal.SIGINT)
-    results = {}
-    if cfg.test:
-        monitored = [c for c in trainer.checkpoint_callbacks if c.monitor]  # not the every-epoch last.ckpt
-        best = monitored[0].best_model_path if monitored else ""
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
-        results = tested[0]
-        _print_metrics(f"test metrics ({'best checkpoint ' + best if best else 'last weights'}):", results)
-        if trainer.is_global_zero:  # machine-readable copy for sweeps and benchmark scripts
-            _write_metrics(Path(cfg.output_dir, "test_metrics.json"), results)
-    if trainer.is_global_zero:
-        if module.vocab is None:  # ddp_spawn fitted and tested in child processes: their weights came back, not this
-            module.attach_data(datamodule)
+def _report(result: run.RunResult, cfg: DictConfig) -> dict:
+    """Print a finished run's test metrics and, on the global rank 0, one user's top-k."""
+    if result.metrics:
+        where = f"best checkpoint {result.best_checkpoint}" if result.best_checkpoint else "last weights"
+        _print_metrics(f"test metrics ({where}):", result.metrics)
+    if result.is_global_zero:
+        datamodule = result.datamodule
         user = cfg.show_user if cfg.show_user is not None else datamodule.split.test.history.users[0]
         history = datamodule.user_history(user)
-        _print_recommendations(module, history, cfg.top_k, f"top-{cfg.top_k} for user {user}:")
-    return results
-
-
-def _write_metrics(path: Path, metrics: dict) -> None:
-    """`metrics` as strict JSON, a non-finite value (NaN: e.g. the HR of a popularity bucket no test target falls
-    in) written as null: NaN is not JSON, and strict readers refuse the whole file."""
-    finite = {name: float(value) if math.isfinite(value) else None for name, value in metrics.items()}
-    path.write_text(json.dumps(finite, indent=2, allow_nan=False))
-
-
-def _exit_stopped(trainer, signum: signal.Signals) -> None:
-    """A run stopped by SIGTERM (preemption, `kill`) or SIGINT (Ctrl-C) exits 128 + the signal number before the
-    test, naming the checkpoint to resume from, or saying that none was written yet."""
-    saved = [c.best_model_path for c in trainer.checkpoint_callbacks if not c.monitor and c.best_model_path]
-    resume = f"Resume it with ckpt_path={saved[0]}." if saved else "No checkpoint was written yet."
-    print(
-        f"seqrec: training stopped by {signum.name} in epoch {trainer.current_epoch}, before the test. {resume}",
-        file=sys.stderr,
-    )
-    sys.exit(128 + signum)
-
-
-def _continue_checkpoints(callbacks: list, ckpt: Path) -> None:
-    """A resumed run writes its checkpoints next to the one it resumes from. Lightning restores a checkpoint
-    callback's best score and top-k only into the folder they were saved in: in a new folder the resumed run would
-    forget its best epoch so far, and the test would score whichever epoch came after the resume."""
-    if not ckpt.is_file():
-        raise SeqRecError(f"ckpt_path={ckpt} is not a file; pass the run's checkpoints/last.ckpt to resume it.")
-    read_checkpoint(ckpt)  # refuse a corrupt, foreign or pickled file now, with one line, before any training
-    folder = os.path.realpath(ckpt.parent)
-    for callback in callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath != folder:
-            log.info("Resuming from %s: checkpoints continue in %s, with its best so far.", ckpt, folder)
-            callback.dirpath = folder
+        times = {"timestamps": [datamodule.user_times(user)]} if result.module.uses_time else {}
+        _print_recommendations(result.module, history, cfg.top_k, f"top-{cfg.top_k} for user {user}:", **times)
+    return result.metrics
 
 
 def _checkpoint_data(cfg: DictConfig, module):
@@ -265,13 +170,14 @@ ZOO_TABLE_METRICS = ("test/ndcg@10", "test/hr@10")
 
 def zoo(args: list[str]) -> None:
     """`seqrec zoo list | build NAME [overrides] | push NAME | pull NAME`: the model zoo (`lightning_seqrec.zoo`)."""
-    from lightning_seqrec import zoo as model_zoo  # imported here: the zoo builds through this module's `train`
+    from lightning_seqrec import zoo as model_zoo
 
     command, names = (args[0], args[1:]) if args else ("", [])
     if command == "list" and not names:
         _print_zoo(model_zoo.list_entries())
     elif command == "build" and names:
         built = model_zoo.build(names[0], extra_overrides=names[1:])
+        _print_metrics(f"test metrics of {built.name} (recorded in its card):", built.metrics)
         print(f"\nbuilt {built.name} into {built.folder} (run folder {built.run_dir})")
     elif command == "push" and len(names) == 1:
         pushed = model_zoo.push(names[0])
@@ -385,22 +291,25 @@ def _exit_error(err: BaseException) -> None:
 
 
 def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
-    """Turn the library's own errors and bad config arguments into one clear line and exit status 2, and Ctrl-C
-    outside training (which `_fit_and_test` reports) into one line and status 130."""
+    """Turn the library's own errors and bad config arguments into one clear line and exit status 2, a run stopped
+    by a signal into its resume line and status 128 + the signal, and Ctrl-C outside training into status 130."""
 
-    def run(cfg: DictConfig):
+    def reported(cfg: DictConfig):
         try:
             if isinstance(cfg, DictConfig):
                 _check_config(cfg)
             return task(cfg)
+        except run.RunStopped as stopped:
+            print(f"seqrec: {stopped}", file=sys.stderr)
+            sys.exit(128 + stopped.signum)
         except (SeqRecError, InstantiationException) as err:
             _exit_error(err)
         except KeyboardInterrupt:
             print("seqrec: interrupted (Ctrl-C).", file=sys.stderr)
             sys.exit(128 + signal.SIGINT)
 
-    run.__name__ = task.__name__
-    return run
+    reported.__name__ = task.__name__
+    return reported
 
 
 def main(argv: list[str] | None = None) -> None:

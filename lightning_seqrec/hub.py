@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import huggingface_hub
@@ -25,12 +26,12 @@ import yaml
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import filter_repo_objects
 
-import lightning_seqrec
 from lightning_seqrec.checkpoint import build_module, scoring_weights
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import CheckpointError, ConfigError, SeqRecError
 from lightning_seqrec.integrity import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.modules import SeqRecModule
+from lightning_seqrec.version import __version__
 
 FORMAT_VERSION = 2
 """2: `model.safetensors` metadata holds the sha256 of the architecture and of `vocab.json` (format 1 had none)."""
@@ -40,11 +41,12 @@ HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, CARD_FILE)
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE)
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 DATA_LABELS = {"name": "dataset", "split": "split protocol"}
-DEFAULT_ZOO_INDEX = Path(__file__).resolve().parents[1] / "zoo" / "index.yaml"
+DEFAULT_ZOO_INDEX = Path(str(resources.files("lightning_seqrec.zoo_index") / "index.yaml"))
+"""The zoo index shipped in the package (the repo's `zoo/` folder, installed as `lightning_seqrec.zoo_index`)."""
 NAME_FORMS = (
     "'local-dir:PATH' (a folder written by save_pretrained), 'hf-hub:ORG/REPO' or 'hf-hub:ORG/REPO@REVISION' "
     "(a Hub repo, read from the Hub cache when HF_HUB_OFFLINE=1), or a zoo name such as 'sasrec.ce-beauty' "
-    "(listed in zoo/index.yaml; SEQREC_ZOO_INDEX points to another index)"
+    "(listed in the packaged zoo index, `seqrec zoo list`; SEQREC_ZOO_INDEX points to another index)"
 )
 
 
@@ -87,7 +89,7 @@ def hub_config(module: SeqRecModule, fp16: bool = False) -> dict:
     which library version and objectives produced it."""
     return {
         "library_name": LIBRARY_NAME,
-        "library_version": lightning_seqrec.__version__,
+        "library_version": __version__,
         "format_version": FORMAT_VERSION,
         "architecture": module.architecture,
         "objectives": {name: type(objective).__name__ for name, objective in module.objectives.items()},
@@ -158,7 +160,7 @@ def model_card(
         "",
         f"# {name}",
         "",
-        f"A `{backbone}` sequential recommender trained with {LIBRARY_NAME} {lightning_seqrec.__version__} "
+        f"A `{backbone}` sequential recommender trained with {LIBRARY_NAME} {__version__} "
         f"(objectives: {objectives}). It scores all {module.num_items} items of its vocabulary from the last "
         f"{module.max_len} items of a history{'; items already seen are masked' if module.mask_seen else ''}.",
         "",
@@ -325,7 +327,7 @@ def _read_config(path: Path) -> dict:
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format_version {version!r}, written by a newer {LIBRARY_NAME} "
-            f"({config.get('library_version')}); this version ({lightning_seqrec.__version__}) reads format "
+            f"({config.get('library_version')}); this version ({__version__}) reads format "
             f"{FORMAT_VERSION} and older. Upgrade: pip install -U {LIBRARY_NAME}."
         )
     if not isinstance(config.get("architecture"), dict):
@@ -362,7 +364,8 @@ def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def resolve(name: str, *, cache_dir: str | Path | None = None) -> Path:
     """The local folder holding `name`'s Hub files, fetched into (or read from) the Hub cache when needed.
 
-    A zoo entry's `local` folder (default `zoo/hub/<name>`) wins when it exists; otherwise its `hub` repo is used.
+    A zoo entry's `local` folder (default `hub/<name>` beside the index) wins when it exists; otherwise its `hub`
+    repo is used.
     """
     if name.startswith("local-dir:"):
         return Path(name.removeprefix("local-dir:")).expanduser()
@@ -378,7 +381,10 @@ def resolve(name: str, *, cache_dir: str | Path | None = None) -> Path:
     try:
         return download(entry["hub"], entry.get("revision"), cache_dir=cache_dir)
     except CheckpointError as err:
-        raise CheckpointError(f"Zoo model {name!r} has no local folder at {local}, and: {err}") from err
+        raise CheckpointError(
+            f"Zoo model {name!r} has no local folder at {local}, and: {err} For a zoo name, `seqrec zoo pull {name}` "
+            "(online, once) puts it in the Hub cache."
+        ) from err
 
 
 def download(repo_id: str, revision: str | None = None, *, cache_dir: str | Path | None = None) -> Path:
@@ -400,13 +406,13 @@ def download(repo_id: str, revision: str | None = None, *, cache_dir: str | Path
 
 
 def zoo_index_path() -> Path:
-    """`zoo/index.yaml` at the repo root, or the file named by `SEQREC_ZOO_INDEX`."""
+    """The packaged zoo index (`zoo/index.yaml` in a checkout), or the file named by `SEQREC_ZOO_INDEX`."""
     return Path(os.environ.get("SEQREC_ZOO_INDEX") or DEFAULT_ZOO_INDEX)
 
 
 def zoo_index() -> tuple[dict[str, dict], Path]:
-    """The zoo index (name -> entry mapping) and the folder its relative paths start from (the index's parent's
-    parent: the repo root for `zoo/index.yaml`)."""
+    """The zoo index (name -> entry mapping) and the folder its relative paths start from: the index's own folder,
+    so the index and its recipes resolve the same in a checkout and in an installed wheel."""
     path = zoo_index_path()
     if not path.is_file():
         raise ConfigError(f"The zoo index {path} does not exist (SEQREC_ZOO_INDEX names another). Use {NAME_FORMS}.")
@@ -416,12 +422,12 @@ def zoo_index() -> tuple[dict[str, dict], Path]:
         raise ConfigError(f"The zoo index {path} is not valid YAML: {err}") from err
     if not isinstance(index, dict) or not all(isinstance(entry, dict) for entry in index.values()):
         raise ConfigError(f"The zoo index {path} must map each model name to a mapping (hub, local, recipe, ...).")
-    return index, path.resolve().parent.parent
+    return index, path.resolve().parent
 
 
 def zoo_folder(name: str, entry: Mapping, base: Path) -> Path:
-    """Where a zoo entry's Hub folder lives locally: its `local` path, by default `zoo/hub/<name>`."""
-    return base / str(entry.get("local") or f"zoo/hub/{name}")
+    """Where a zoo entry's Hub folder lives locally: its `local` path, by default `hub/<name>` beside the index."""
+    return base / str(entry.get("local") or f"hub/{name}")
 
 
 def _zoo_entry(name: str) -> tuple[dict, Path]:

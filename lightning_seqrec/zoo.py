@@ -1,29 +1,25 @@
 """The model zoo: named models (`sasrec.ce-beauty`), each a recipe, a Hub folder and a Hub repo.
 
-`zoo/index.yaml` lists the entries (`recipe`, `hub` repo, `local` folder); a recipe (`zoo/recipes/<name>.yaml`)
-holds the `seqrec train` overrides that build its model. `build` trains and tests a recipe and writes the Hub
-folder through `ZooPublisher`, so the card's metrics are the ones just measured; whether an entry is built is
-read from its folder, never typed into the index. `push` and `pull` move folders to and from the Hugging Face
-Hub; `load` reads every name `hub.load` reads.
+The zoo index (the repo's `zoo/index.yaml`, installed with the package) lists the entries (`recipe`, `hub` repo,
+`local` folder); a recipe (`recipes/<name>.yaml` beside it) holds the `seqrec train` overrides that build its
+model. `build` trains and tests a recipe and writes the Hub folder through `ZooPublisher`, so the card's metrics are
+the ones just measured; whether an entry is built is read from its folder, never typed into the index. `push` and
+`pull` move folders to and from the Hugging Face Hub; `load` reads every name `hub.load` reads.
 """
 
 from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import huggingface_hub
 import yaml
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from omegaconf import DictConfig, open_dict
 
-from lightning_seqrec import cli, hub
+from lightning_seqrec import hub, run
 from lightning_seqrec.errors import CheckpointError, ConfigError, SeqRecError
 from lightning_seqrec.hub import load
 
@@ -117,7 +113,7 @@ def _entry(name: str, spec: dict, base: Path) -> ZooEntry:
     status, metrics, problem = _folder_state(folder)
     return ZooEntry(
         name=name,
-        recipe=base / str(spec.get("recipe") or f"zoo/recipes/{name}.yaml"),
+        recipe=base / str(spec.get("recipe") or f"recipes/{name}.yaml"),
         repo=spec.get("hub"),
         revision=spec.get("revision"),
         folder=folder,
@@ -152,13 +148,8 @@ def card_metrics(folder: str | Path) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------------------- building
 def train_config(overrides: Sequence[str]) -> DictConfig:
-    """The `seqrec train` config for Hydra `overrides`, composed from the packaged configs as the CLI composes it
-    (the `hydra` node included)."""
-    try:
-        with initialize_config_module("lightning_seqrec.configs", version_base="1.3"):
-            return compose("train", overrides=list(overrides), return_hydra_config=True)
-    except HydraException as err:
-        raise ConfigError(f"The `seqrec train` config does not compose with these overrides: {err}") from err
+    """The `seqrec train` config for Hydra `overrides`, composed as the command composes it (`run.compose`)."""
+    return run.compose("train", overrides)
 
 
 def build(
@@ -167,7 +158,7 @@ def build(
     """Train `name`'s recipe (then `extra_overrides`, e.g. `data.path=...`), test its best checkpoint and write its
     Hub folder with the measured test metrics, the data fingerprint and the recipe in the card.
 
-    This runs `seqrec train` (`cli.train`) with a `ZooPublisher` added to the callbacks, in this process: the
+    This runs `seqrec train`'s pipeline (`run.train`) with a `ZooPublisher` added to the callbacks, in this process: the
     folder is the entry's `local` folder, or `output_root/<name>`; the run folder (checkpoints, logs) is
     `outputs/zoo/<name>/<time>` unless `hydra.run.dir=...` is among the overrides. `fp16` halves the weights.
     A trainer that launches processes itself (`strategy=ddp`) needs the Hydra app: run `seqrec train` with the
@@ -187,8 +178,8 @@ def build(
             "fp16": fp16,
             "recipe": recipe.replace("${", "\\${"),  # shown as written, never resolved as an interpolation
         }
-    with _hydra_runtime(cfg) as run_dir:
-        metrics = cli.train(cfg)
+    with run.hydra_runtime(cfg) as run_dir:
+        metrics = run.train(cfg).metrics
     return Built(name=name, folder=folder, metrics=metrics, run_dir=run_dir)
 
 
@@ -200,21 +191,6 @@ def build_record(name: str, overrides: list[str]) -> str:
     command = shlex.join(["seqrec", "train", *[o for o in overrides if o not in resumed]])
     record = f"# seqrec zoo build {name} ran:\n{command}"
     return record + "".join(f"\n# continuing an interrupted run from {o}" for o in resumed)
-
-
-@contextmanager
-def _hydra_runtime(cfg: DictConfig) -> Iterator[Path]:
-    """Within the block, `${hydra:...}` in `cfg` resolves as inside the Hydra app, to a created run folder."""
-    run_dir = Path(cfg.hydra.run.dir).absolute()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.hydra.runtime.output_dir = str(run_dir)
-    hydra_config = HydraConfig.instance()
-    previous = hydra_config.cfg
-    hydra_config.set_config(cfg)
-    try:
-        yield run_dir
-    finally:
-        hydra_config.cfg = previous
 
 
 # --------------------------------------------------------------------------------------------- the Hub

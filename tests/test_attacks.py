@@ -27,7 +27,7 @@ import yaml
 from conftest import chain_log, populate_cache, quiet_trainer, tiny_sasrec
 from omegaconf import OmegaConf
 
-from lightning_seqrec import SeqRecDataModule, cli, hub, load_checkpoint
+from lightning_seqrec import SeqRecDataModule, cli, hub, load_checkpoint, run
 from lightning_seqrec.checkpoint import SafeCheckpointIO
 from lightning_seqrec.errors import SeqRecError
 from lightning_seqrec.finetune import load_source
@@ -155,7 +155,7 @@ def test_damaged_files_at_resume_get_one_line(victim, tmp_path, damage):
     else:
         torch.save({"weights": torch.zeros(3)}, path)
     with pytest.raises(SeqRecError) as refused:
-        cli._continue_checkpoints([], path)  # what `seqrec train ckpt_path=` checks before training
+        run.continue_checkpoints([], path)  # what `seqrec train ckpt_path=` checks before training
     assert "\n" not in str(refused.value) and str(path) in str(refused.value)
     if damage != "foreign":  # the Trainer's own loads (a ddp_spawn parent reads a bare state dict) refuse the rest
         with pytest.raises(SeqRecError):

@@ -9,14 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
 from conftest import chain_log
+from omegaconf import OmegaConf
 
 from lightning_seqrec import cli
+from lightning_seqrec.run import RunStopped
 
 OFFLINE = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
 
@@ -211,14 +212,18 @@ def test_sigint_stops_training_with_status_130_and_says_how_to_resume(tmp_path):
 
 
 def test_a_run_stopped_before_its_first_checkpoint_says_there_is_none(capsys):
-    last_ckpt = SimpleNamespace(monitor=None, best_model_path="")  # the every-epoch last.ckpt, not written yet
-    trainer = SimpleNamespace(checkpoint_callbacks=[last_ckpt], current_epoch=0)
+    def stopped_by(signum):
+        def task(cfg):
+            raise RunStopped(signum, epoch=0, resume_from="")  # the every-epoch last.ckpt not written yet
+
+        return cli._reporting(task)
+
     with pytest.raises(SystemExit) as stop:
-        cli._exit_stopped(trainer, signal.SIGINT)
+        stopped_by(signal.SIGINT)(OmegaConf.create({}))
     assert stop.value.code == 130
     assert "stopped by SIGINT in epoch 0" in capsys.readouterr().err.replace("\n", " ")
     with pytest.raises(SystemExit):
-        cli._exit_stopped(trainer, signal.SIGTERM)
+        stopped_by(signal.SIGTERM)(OmegaConf.create({}))
     assert "No checkpoint was written yet" in capsys.readouterr().err
 
 

@@ -132,7 +132,7 @@ def test_zoo_names_resolve_through_the_index_preferring_the_local_folder(
     populate_cache(offline_cache, REPO, hub_folder, revision="v1")
     index = tmp_path / "zoo" / "index.yaml"
     index.write_text(
-        "sasrec.ce-chain: {hub: seqrec-org/never-downloaded, revision: main, local: zoo/hub/sasrec.ce-chain}\n"
+        "sasrec.ce-chain: {hub: seqrec-org/never-downloaded, revision: main, local: hub/sasrec.ce-chain}\n"
         f"sasrec.ce-cached: {{hub: {REPO}, revision: v1}}\n"
         "sasrec.ce-nowhere: {hub: seqrec-org/never-downloaded}\n"
     )

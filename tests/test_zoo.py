@@ -61,7 +61,7 @@ def home(tmp_path_factory):
     (home / "zoo" / "recipes" / f"{NAME}.yaml").write_text(json.dumps({"overrides": recipe}))
     (home / "zoo" / "hub" / "sasrec.ce-broken").mkdir(parents=True)
     (home / "zoo" / "index.yaml").write_text(
-        f"{NAME}: {{recipe: zoo/recipes/{NAME}.yaml, hub: seqrec-org/{NAME}, local: zoo/hub/{NAME}}}\n"
+        f"{NAME}: {{recipe: recipes/{NAME}.yaml, hub: seqrec-org/{NAME}, local: hub/{NAME}}}\n"
         "sasrec.rcl-chain: {hub: seqrec-org/sasrec.rcl-chain}\n"
         "sasrec.ce-broken: {hub: seqrec-org/sasrec.ce-broken}\n"
     )
