@@ -132,26 +132,44 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 def recommend(cfg: DictConfig) -> list:
-    """Top-k raw item IDs for a known user (looked up in the checkpoint's data) or a given history."""
+    """Top-k raw item IDs for a known user (looked up in the checkpoint's data, with the user's timestamps when the
+    model reads time) or a given history (and its `times=`, one per item)."""
     module = load_checkpoint(cfg.ckpt)
     if (cfg.user is None) == (cfg.history is None):
         raise SeqRecError("Pass exactly one of user=<raw user id> or history=[<raw item id>, ...].")
+    times = None
     if cfg.user is not None:
-        history = _checkpoint_data(cfg, module).user_history(cfg.user)
+        if cfg.get("times") is not None:
+            raise SeqRecError("times= goes with history=[...]; a user's timestamps come from the data.")
+        datamodule = _checkpoint_data(cfg, module)
+        history = datamodule.user_history(cfg.user)
+        times = datamodule.user_times(cfg.user) if module.uses_time else None
         header = f"top-{cfg.k} for user {cfg.user}:"
     else:
         history = _history_argument(cfg.history)
+        if cfg.get("times") is not None:
+            times = _history_argument(cfg.times, "times")
+            if len(times) != len(history):
+                raise SeqRecError(
+                    f"times= has {len(times)} value(s) for the {len(history)} item(s) of history=; pass one timestamp "
+                    "per item, oldest first: times=[<t1>, <t2>, ...]."
+                )
         header = f"top-{cfg.k} for the given history:"
-    return _print_recommendations(module, history, cfg.k, header, exclude_seen=cfg.exclude_seen, unknown=cfg.unknown)
+    options = {"exclude_seen": cfg.exclude_seen, "unknown": cfg.unknown}
+    if times is not None:
+        options["timestamps"] = [times]
+    return _print_recommendations(module, history, cfg.k, header, **options)
 
 
-def _history_argument(value) -> list:
-    """`history=` as raw item IDs: a list as given, a lone ID (`history=i4`) as a one-item history rather than the
-    characters of its name."""
+def _history_argument(value, key: str = "history") -> list:
+    """`history=` as raw item IDs (or `times=` as their timestamps, with `key="times"`): a list as given, a lone ID
+    (`history=i4`) as a one-item history rather than the characters of its name."""
     history = list(value) if isinstance(value, ListConfig) else [value]
     if not history:
+        what = "<raw item id>" if key == "history" else "<timestamp>"
         raise SeqRecError(
-            "history=[] is empty; pass history=[<raw item id>, ...] (oldest first) or user=<raw user id>."
+            f"{key}=[] is empty; pass {key}=[{what}, ...] (oldest first)"
+            + (" or user=<raw user id>." if key == "history" else ", one per item of history=.")
         )
     return history
 

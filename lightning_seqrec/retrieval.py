@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import torch
 
-from lightning_seqrec.data.datamodule import pad_histories
+from lightning_seqrec.batch import inference_batch
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.modules.seqrec import check_top_k
 
@@ -115,29 +115,38 @@ class Recommender:
         self.index = ItemIndex(module.item_embedding.weight, kind=kind, metric=metric, **index_kwargs)
 
     @torch.no_grad()
-    def encode(self, encoded: list[np.ndarray]) -> np.ndarray:
-        """Query vectors `[B, d]`: the module's hidden state at the newest item of each index history."""
+    def encode(self, encoded: list[np.ndarray], timestamps: Sequence | None = None) -> np.ndarray:
+        """Query vectors `[B, d]`: the module's hidden state at the newest item of each index history, with
+        `timestamps` (one per item of each history) as the batch's `time_seq`."""
         module = self.module
         was_training = module.training
         module.eval()
         try:
-            item_seq = pad_histories(encoded, module.max_len).to(module.device)
-            return _as_float32(module({"item_seq": item_seq})["hidden"][:, -1])
+            batch = inference_batch(encoded, module.max_len, timestamps, device=module.device)
+            return _as_float32(module(batch)["hidden"][:, -1])
         finally:
             module.train(was_training)
 
     def recommend(
-        self, histories: Sequence[Sequence], k: int = 10, exclude_seen: bool = True, unknown: str = "raise"
+        self,
+        histories: Sequence[Sequence],
+        k: int = 10,
+        exclude_seen: bool = True,
+        unknown: str = "raise",
+        timestamps: Sequence[Sequence] | None = None,
     ) -> list[list[dict]]:
         """Top-`k` `{"item_id", "score"(, "title")}` per history of raw item IDs (oldest first); IDs not in the
-        vocabulary raise, or with `unknown="drop"` are left out (and logged), as in `SeqRecModule.recommend`."""
+        vocabulary raise, or with `unknown="drop"` are left out (and logged), and `timestamps` (one per item of each
+        history; needed by a backbone that reads time) are checked, as in `SeqRecModule.recommend`."""
         k = check_top_k(k)
         vocab = self.module.vocab
-        all_encoded = self.module.encode_histories(histories, unknown)
+        all_encoded, all_times = self.module.encode_inputs(histories, timestamps, unknown)
         results = []
         for start in range(0, len(all_encoded), self.batch_size):
             encoded = all_encoded[start : start + self.batch_size]
-            items, scores = self.index.search(self.encode(encoded), k, exclude=encoded if exclude_seen else None)
+            times = all_times[start : start + self.batch_size] if all_times is not None else None
+            query = self.encode(encoded, times)
+            items, scores = self.index.search(query, k, exclude=encoded if exclude_seen else None)
             for row_items, row_scores in zip(items, scores, strict=True):
                 found = row_items > 0
                 raw = vocab.decode(row_items[found])

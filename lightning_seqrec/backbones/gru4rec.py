@@ -27,6 +27,19 @@ class GRU4RecBackbone(nn.Module):
         out, _ = self.gru(self.input_drop(rotate_rows(x, pad)))
         return self.out(rotate_rows(out, -pad)) * mask[..., None]
 
+    def init_state(self, batch_size: int) -> torch.Tensor:
+        """The recurrent state before any item: zeros `[num_layers, B, hidden_dim]` (what `forward` starts from)."""
+        weight = self.out.weight
+        return weight.new_zeros(self.gru.num_layers, batch_size, self.gru.hidden_size)
+
+    def step(
+        self, state, item_embedding: torch.Tensor, timestamp: torch.Tensor | None = None
+    ) -> tuple[object, torch.Tensor]:
+        """Fold one new item `[B, d]` into `state`: the new state and the hidden state `[B, d]` after it, which equals
+        `forward`'s at the newest position of the whole history (`timestamp` is not read)."""
+        out, state = self.gru(self.input_drop(item_embedding[:, None]), state)
+        return state, self.out(out[:, 0])
+
 
 def rotate_rows(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Row b, column t reads column t + shift_b (mod length): a left-padded row with `shift` = its padding gets

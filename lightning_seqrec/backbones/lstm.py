@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from lightning_seqrec.backbones.gru4rec import GRU4RecBackbone
@@ -20,3 +21,8 @@ class LSTMBackbone(GRU4RecBackbone):
     def __init__(self, embedding_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1, dropout: float = 0.0):
         super().__init__(embedding_dim, hidden_dim, num_layers, dropout)
         self.gru = nn.LSTM(embedding_dim, hidden_dim, num_layers=num_layers, batch_first=True)
+
+    def init_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero hidden and cell states `[num_layers, B, hidden_dim]` each."""
+        hidden = super().init_state(batch_size)
+        return hidden, torch.zeros_like(hidden)

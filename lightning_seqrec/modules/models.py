@@ -1,105 +1,84 @@
-"""Thin per-backbone modules: the backbone is fixed and its defaults are the published ones."""
+"""Thin per-backbone modules: a `SeqRecModule` whose backbone is fixed, made from the registry by `backbone_module`.
+
+Their arguments and defaults are the backbone class's own (the published settings live there and in
+`configs/model/*.yaml`), so nothing here repeats them.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
+from lightning_seqrec.backbones import get_backbone
 from lightning_seqrec.modules.seqrec import SeqRecModule
 from lightning_seqrec.objectives import Objective
 
-
-class SASRec(SeqRecModule):
-    """SASRec: causal self-attention over the last `max_len` items (Kang & McAuley, ICDM 2018)."""
-
-    def __init__(
-        self,
-        num_items: int,
-        embedding_dim: int = 64,
-        max_len: int = 50,
-        num_blocks: int = 2,
-        num_heads: int = 2,
-        ffn_dim: int | None = None,
-        dropout: float = 0.2,
-        objectives: Mapping[str, Objective] | None = None,
-        **module_kwargs,
-    ):
-        backbone_kwargs = dict(
-            embedding_dim=embedding_dim,
-            max_len=max_len,
-            num_blocks=num_blocks,
-            num_heads=num_heads,
-            ffn_dim=ffn_dim,
-            dropout=dropout,
-        )
-        super().__init__(
-            num_items,
-            backbone="sasrec",
-            backbone_kwargs=backbone_kwargs,
-            embedding_dim=embedding_dim,
-            max_len=max_len,
-            objectives=objectives,
-            **module_kwargs,
-        )
+_FIXED = ("num_items", "backbone", "backbone_kwargs", "objectives")
+"""`SeqRecModule` arguments a per-backbone module sets itself (or takes by name)."""
 
 
-class GRU4Rec(SeqRecModule):
-    """GRU4Rec: a recurrent encoder of the session / user sequence (Hidasi et al., ICLR 2016)."""
-
-    def __init__(
-        self,
-        num_items: int,
-        embedding_dim: int = 64,
-        max_len: int = 50,
-        hidden_dim: int = 128,
-        num_layers: int = 1,
-        dropout: float = 0.2,
-        objectives: Mapping[str, Objective] | None = None,
-        **module_kwargs,
-    ):
-        backbone_kwargs = dict(
-            embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout
-        )
-        super().__init__(
-            num_items,
-            backbone="gru4rec",
-            backbone_kwargs=backbone_kwargs,
-            embedding_dim=embedding_dim,
-            max_len=max_len,
-            objectives=objectives,
-            **module_kwargs,
-        )
+def _keyword_parameters(function) -> dict[str, inspect.Parameter]:
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n: p for n, p in inspect.signature(function).parameters.items() if p.kind in kinds and n != "self"}
 
 
-class LSTMRec(SeqRecModule):
+def backbone_module(name: str, backbone: str, doc: str, **module_defaults) -> type[SeqRecModule]:
+    """A `SeqRecModule` subclass `name` with the registered `backbone` fixed.
+
+    Its `__init__(num_items, objectives=None, **kwargs)` gives each keyword to the backbone when the backbone class's
+    signature has it, to the module when `SeqRecModule`'s has it, and to both for shared ones (`embedding_dim`,
+    `max_len`); defaults are the backbone's, then `module_defaults` (e.g. `scoring="cosine"`), then the module's.
+    """
+    backbone_params = _keyword_parameters(get_backbone(backbone))
+    module_params = {n: p for n, p in _keyword_parameters(SeqRecModule.__init__).items() if n not in _FIXED}
+    defaults = {n: p.default for n, p in backbone_params.items() if p.default is not inspect.Parameter.empty}
+    defaults.update(module_defaults)
+    accepted = list(dict.fromkeys([*backbone_params, *module_params]))
+
+    class Module(SeqRecModule):
+        def __init__(self, num_items: int, objectives: Mapping[str, Objective] | None = None, **kwargs):
+            unknown = [key for key in kwargs if key not in backbone_params and key not in module_params]
+            if unknown:
+                raise TypeError(f"{name}() got unexpected keyword argument(s) {unknown}; it takes {accepted}.")
+            # every backbone argument, defaults included, is a local here: Lightning saves them in hparams
+            kwargs = {**defaults, **kwargs}
+            super().__init__(
+                num_items,
+                backbone=backbone,
+                backbone_kwargs={key: kwargs[key] for key in backbone_params if key in kwargs},
+                objectives=objectives,
+                **{key: value for key, value in kwargs.items() if key in module_params},
+            )
+
+    Module.__name__ = Module.__qualname__ = name
+    Module.__doc__ = doc
+    parameters = [
+        inspect.Parameter("num_items", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int),
+        inspect.Parameter("objectives", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+        *(
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=defaults.get(n, p.default))
+            for n, p in {**module_params, **backbone_params}.items()
+        ),
+    ]
+    Module.__signature__ = inspect.Signature(parameters)  # what help() and inspect.signature(SASRec) show
+    return Module
+
+
+SASRec = backbone_module(
+    "SASRec", "sasrec", "SASRec: causal self-attention over the last `max_len` items (Kang & McAuley, ICDM 2018)."
+)
+GRU4Rec = backbone_module(
+    "GRU4Rec", "gru4rec", "GRU4Rec: a recurrent encoder of the session / user sequence (Hidasi et al., ICLR 2016)."
+)
+LSTMRec = backbone_module(
+    "LSTMRec",
+    "lstm",
     """LSTM predicting the next item's embedding, matched to items by cosine (Karlis et al., IKEA Retail).
 
     Pass Word2Vec vectors (`lightning_seqrec.embeddings.word2vec_embeddings`) as `pretrained_embeddings`
     with `freeze_embeddings=True` for the paper's frozen input layer, and train with the embedding losses of
     `lightning_seqrec.objectives.embedding_losses`.
-    """
-
-    def __init__(
-        self,
-        num_items: int,
-        embedding_dim: int = 64,
-        max_len: int = 100,
-        hidden_dim: int = 128,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        objectives: Mapping[str, Objective] | None = None,
-        scoring: str = "cosine",
-        **module_kwargs,
-    ):
-        backbone_kwargs = dict(
-            embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout
-        )
-        super().__init__(
-            num_items,
-            backbone="lstm",
-            backbone_kwargs=backbone_kwargs,
-            embedding_dim=embedding_dim,
-            max_len=max_len,
-            objectives=objectives,
-            scoring=scoring,
-            **module_kwargs,
-        )
+    """,
+    scoring="cosine",
+    max_len=100,
+)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_seqrec.backbones import create_backbone
-from lightning_seqrec.data.datamodule import pad_histories
+from lightning_seqrec.batch import TIME_SEQ, check_timestamps, inference_batch, trim_padding
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
 from lightning_seqrec.integrity import check_vocab_size, integrity_record, verify_integrity
@@ -111,9 +111,21 @@ class SeqRecModule(L.LightningModule):
         )
 
     # ----------------------------------------------------------------- forward and scoring
+    @property
+    def uses_time(self) -> bool:
+        """Whether the backbone reads `time_seq` (its class sets `uses_time = True`): then every batch, inference
+        included, must carry timestamps."""
+        return bool(getattr(self.backbone, "uses_time", False))
+
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Backbone hidden states `[B, L, d]` and the real-item mask `[B, L]` of a batch."""
+        """Backbone hidden states `[B, L, d]` and the real-item mask `[B, L]` of a batch (see `lightning_seqrec.batch`
+        for its keys)."""
         item_seq = batch["item_seq"]
+        if TIME_SEQ not in batch and self.uses_time:
+            raise ConfigError(
+                f"Backbone {self.architecture['backbone']!r} reads timestamps, but this batch has no {TIME_SEQ!r}: "
+                "train it on data with a timestamp column, and pass timestamps= when recommending."
+            )
         mask = item_seq > 0
         hidden = self.backbone(self.item_embedding(item_seq), mask, batch)
         return {"hidden": hidden, "mask": mask}
@@ -279,20 +291,50 @@ class SeqRecModule(L.LightningModule):
             encoded.append(indices)
         return encoded
 
+    def encode_inputs(
+        self, histories: Sequence[Sequence], timestamps: Sequence[Sequence] | None = None, unknown: str = "raise"
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """Index arrays of raw-ID histories (as `encode_histories`) and float64 arrays of their `timestamps` (one
+        number per item of each history; those of items that `unknown="drop"` leaves out go too), or None without
+        timestamps, which a backbone that reads time refuses."""
+        if timestamps is None and self.uses_time:
+            raise ConfigError(
+                f"This model's backbone {self.architecture['backbone']!r} reads timestamps: pass timestamps=[[t, ...], "
+                "...] with one per item of each history (times=[...] with history=[...] in `seqrec recommend`)."
+            )
+        if timestamps is not None and isinstance(histories, Iterable) and not isinstance(histories, (str, bytes)):
+            histories = [
+                h if isinstance(h, (str, bytes)) or not isinstance(h, Iterable) else list(h) for h in histories
+            ]
+        encoded = self.encode_histories(histories, unknown)
+        times = None
+        if timestamps is not None:
+            vocab = self._require_vocab()
+            times = check_timestamps(timestamps, [len(h) for h in histories])
+            times = [
+                t[np.array([raw in vocab for raw in h], dtype=bool)] for t, h in zip(times, histories, strict=True)
+            ]
+        return encoded, times
+
+    def history_batch(
+        self, histories: Sequence[Sequence], timestamps: Sequence[Sequence] | None = None, unknown: str = "raise"
+    ) -> dict[str, torch.Tensor]:
+        """The inference batch (`lightning_seqrec.batch.inference_batch`, on this module's device) of raw-ID histories
+        (oldest first) and their timestamps, as `encode_inputs` checks them."""
+        encoded, times = self.encode_inputs(histories, timestamps, unknown)
+        return inference_batch(encoded, self.max_len, times, device=self.device)
+
     @torch.no_grad()
     def score_histories(
-        self, histories: Sequence[Sequence], exclude_seen: bool = True, unknown: str = "raise"
+        self,
+        histories: Sequence[Sequence],
+        exclude_seen: bool = True,
+        unknown: str = "raise",
+        timestamps: Sequence[Sequence] | None = None,
     ) -> torch.Tensor:
         """Scores `[B, N+1]` for raw-ID histories (oldest first), truncated to the newest `max_len` items; `unknown`
-        as in `encode_histories`."""
-        encoded = self.encode_histories(histories, unknown)
-        item_seq = pad_histories(encoded, self.max_len).to(self.device)
-        lengths = [len(e) for e in encoded]
-        batch = {
-            "item_seq": item_seq,
-            "seen_rows": torch.from_numpy(np.repeat(np.arange(len(encoded)), lengths)).to(self.device),
-            "seen_items": torch.from_numpy(np.concatenate(encoded)).to(self.device),
-        }
+        as in `encode_histories`, `timestamps` as in `history_batch`."""
+        batch = self.history_batch(histories, timestamps, unknown)
         was_training = self.training
         self.eval()
         try:
@@ -301,13 +343,19 @@ class SeqRecModule(L.LightningModule):
             self.train(was_training)
 
     def recommend(
-        self, histories: Sequence[Sequence], k: int = 10, exclude_seen: bool = True, unknown: str = "raise"
+        self,
+        histories: Sequence[Sequence],
+        k: int = 10,
+        exclude_seen: bool = True,
+        unknown: str = "raise",
+        timestamps: Sequence[Sequence] | None = None,
     ) -> list[list[dict]]:
         """Top-`k` raw item IDs with scores (and titles when known) for each history of raw item IDs; item IDs not
-        in the vocabulary raise, or with `unknown="drop"` are left out (and logged)."""
+        in the vocabulary raise, or with `unknown="drop"` are left out (and logged). `timestamps` (one per item of
+        each history) reach the backbone as `time_seq`; a backbone that reads time needs them."""
         k = check_top_k(k)
         vocab = self._require_vocab()
-        scores = self.score_histories(histories, exclude_seen=exclude_seen, unknown=unknown)
+        scores = self.score_histories(histories, exclude_seen=exclude_seen, unknown=unknown, timestamps=timestamps)
         top = torch.topk(scores, min(k, self.num_items), dim=1)
         results = []
         for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True):
@@ -315,6 +363,28 @@ class SeqRecModule(L.LightningModule):
             raw = vocab.decode([i for i, _ in ranked])
             results.append([self._describe(r, s) for r, (_, s) in zip(raw, ranked, strict=True)])
         return results
+
+    @torch.no_grad()
+    def step_state(self, state, raw_item_id, timestamp: float | None = None) -> tuple[object, torch.Tensor]:
+        """Fold one new event of a user into their recurrent `state` (None: a new user), for backbones with the
+        optional `init_state` / `step` interface: the new state and the next-item scores `[1, N+1]` after it (seen
+        items are not masked). Stepping through a history scores as `score_histories` does on it, while it fits
+        in `max_len`."""
+        if not hasattr(self.backbone, "step"):
+            raise ConfigError(
+                f"Backbone {self.architecture['backbone']!r} has no recurrent step (init_state / step); score whole "
+                "histories with recommend() or score_histories() instead."
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            state = self.backbone.init_state(1) if state is None else state
+            index = torch.as_tensor(self.encode_histories([[raw_item_id]])[0], device=self.device)
+            time = None if timestamp is None else torch.tensor([float(timestamp)], device=self.device)
+            state, hidden = self.backbone.step(state, self.item_embedding(index), time)
+            return state, self.score_hidden(hidden)
+        finally:
+            self.train(was_training)
 
     def _describe(self, raw_id, score: float) -> dict:
         entry = {"item_id": raw_id, "score": score}
@@ -329,20 +399,3 @@ def check_top_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k={k!r} is not a whole number >= 1; pass k=<how many items to return>, e.g. k=10.")
     return int(k)
-
-
-def trim_padding(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop leading columns that are padding in every row of `[B, L]` sequence tensors.
-
-    Exact for the built-in backbones: positions are counted from the newest item, padded keys are masked and
-    padded outputs are zero, so only wasted work is removed.
-    """
-    item_seq = batch["item_seq"]
-    if item_seq.numel() == 0:
-        return dict(batch)
-    longest = int((item_seq > 0).sum(1).max())
-    keep = max(longest, 1)
-    if keep == item_seq.shape[1]:
-        return dict(batch)
-    seq_keys = {k for k, v in batch.items() if k.endswith("_seq") and v.dim() >= 2 and v.shape[:2] == item_seq.shape}
-    return {k: (v[:, -keep:] if k in seq_keys else v) for k, v in batch.items()}

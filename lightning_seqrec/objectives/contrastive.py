@@ -181,7 +181,7 @@ class InBatchInfoNCE(ContrastiveObjective):
 class CL4SRec(ContrastiveObjective):
     """CL4SRec (Xie et al., ICDE 2022): InfoNCE between two augmented views of each sequence (crop, mask or
     reorder per view, see `augment.py`), in-batch negatives. Ratios default to the CoSeRec / ICLRec settings.
-    Views carry `item_seq` only, so backbones that need `time_seq` cannot use it."""
+    Views carry the batch's `time_seq` (when it has one), each timestamp moved with its item."""
 
     def __init__(
         self,
@@ -198,9 +198,13 @@ class CL4SRec(ContrastiveObjective):
         self.mask_same_target = mask_same_target
 
     def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
-        item_seq = batch["item_seq"]
-        views = torch.cat([random_augment(item_seq, *self.ratios), random_augment(item_seq, *self.ratios)])
-        first, second = sequence_representation(module, {"item_seq": views}).split(len(item_seq))
+        item_seq, time_seq = batch["item_seq"], batch.get("time_seq")
+        if time_seq is None:
+            views = {"item_seq": torch.cat([random_augment(item_seq, *self.ratios) for _ in range(2)])}
+        else:
+            pairs = [random_augment(item_seq, *self.ratios, time_seq=time_seq) for _ in range(2)]
+            views = {"item_seq": torch.cat([p[0] for p in pairs]), "time_seq": torch.cat([p[1] for p in pairs])}
+        first, second = sequence_representation(module, views).split(len(item_seq))
         targets = batch["target_seq"][:, -1] if self.mask_same_target else None
         return info_nce_loss(first, second, self.temperature, targets, self.normalize)
 
