@@ -81,7 +81,7 @@ def _report(result: run.RunResult, cfg: DictConfig) -> dict:
         datamodule = result.datamodule
         user = cfg.show_user if cfg.show_user is not None else datamodule.split.test.history.users[0]
         history = datamodule.user_history(user)
-        times = {"timestamps": [datamodule.user_times(user)]} if getattr(result.module, "uses_time", False) else {}
+        times = {"timestamps": [datamodule.user_times(user)]} if result.module.uses_time else {}
         _print_recommendations(result.module, history, cfg.top_k, f"top-{cfg.top_k} for user {user}:", **times)
     return result.metrics
 
@@ -143,7 +143,7 @@ def recommend(cfg: DictConfig) -> list:
             raise SeqRecError("times= goes with history=[...]; a user's timestamps come from the data.")
         datamodule = _checkpoint_data(cfg, module)
         history = datamodule.user_history(cfg.user)
-        times = datamodule.user_times(cfg.user) if getattr(module, "uses_time", False) else None
+        times = datamodule.user_times(cfg.user) if module.uses_time else None
         header = f"top-{cfg.k} for user {cfg.user}:"
     else:
         history = _history_argument(cfg.history)
