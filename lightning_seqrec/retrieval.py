@@ -14,7 +14,7 @@ import torch
 
 from lightning_seqrec.batch import inference_batch
 from lightning_seqrec.errors import ConfigError
-from lightning_seqrec.modules.seqrec import check_top_k
+from lightning_seqrec.modules.seqrec import check_top_k, evaluating
 
 KINDS = ("flat", "hnsw", "ivf")
 METRICS = ("ip", "cosine")
@@ -119,13 +119,9 @@ class Recommender:
         """Query vectors `[B, d]`: the module's hidden state at the newest item of each index history, with
         `timestamps` (one per item of each history) as the batch's `time_seq`."""
         module = self.module
-        was_training = module.training
-        module.eval()
-        try:
+        with evaluating(module):
             batch = inference_batch(encoded, module.max_len, timestamps, device=module.device)
             return _as_float32(module(batch)["hidden"][:, -1])
-        finally:
-            module.train(was_training)
 
     def recommend(
         self,

@@ -166,30 +166,9 @@ def test_last_ckpt_is_the_last_epoch_while_the_test_scores_the_best(tmp_path):
     assert f"best checkpoint {best}" in result.stdout
 
 
-def test_sigterm_stops_training_with_status_143_and_says_how_to_resume(tmp_path):
-    """Lightning turns SIGTERM into SystemExit(0), so a preempted run would pass for a finished one: `seqrec`
-    exits 143 instead, before the test, naming the checkpoint to resume from."""
-    data = chain_table(tmp_path)
-    args = ["train", *data, "trainer.max_epochs=100000", "callbacks.early_stopping.patience=100000", "logger=none"]
-    args += ["trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
-    env = {**os.environ, **OFFLINE}
-    proc = subprocess.Popen(seqrec_command(*args), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    try:
-        while not last.exists() and proc.poll() is None:  # the run has finished an epoch
-            time.sleep(0.5)
-        proc.terminate()
-        _, stderr = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143, stderr[-3000:]
-    assert "training stopped by SIGTERM in epoch" in stderr and f"ckpt_path={last}" in stderr
-    assert not (tmp_path / "run" / "test_metrics.json").exists()
-
-
-def test_sigint_stops_training_with_status_130_and_says_how_to_resume(tmp_path):
-    """Ctrl-C ends a run like SIGTERM does: status 128 + 2, before the test, naming the checkpoint to resume from
-    (Lightning itself would exit 1 without saying where the run stands)."""
+def stop_after_first_epoch(tmp_path: Path, signum: signal.Signals) -> tuple[int, str, Path]:
+    """Start an endless `seqrec train` on the chain table, send `signum` once its first `last.ckpt` is written, and
+    return its exit status, its stderr and that checkpoint's path."""
     data = chain_table(tmp_path)
     args = ["train", *data, "trainer.max_epochs=100000", "callbacks.early_stopping.patience=100000", "logger=none"]
     args += ["trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
@@ -202,11 +181,27 @@ def test_sigint_stops_training_with_status_130_and_says_how_to_resume(tmp_path):
     try:
         while not last.exists() and proc.poll() is None:  # the run has finished an epoch
             time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=300)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr[-3000:]
+    return proc.returncode, stderr, last
+
+
+def test_sigterm_stops_training_with_status_143_and_says_how_to_resume(tmp_path):
+    """Lightning turns SIGTERM into SystemExit(0), so a preempted run would pass for a finished one: `seqrec`
+    exits 143 instead, before the test, naming the checkpoint to resume from."""
+    returncode, stderr, last = stop_after_first_epoch(tmp_path, signal.SIGTERM)
+    assert returncode == 143, stderr[-3000:]
+    assert "training stopped by SIGTERM in epoch" in stderr and f"ckpt_path={last}" in stderr
+    assert not (tmp_path / "run" / "test_metrics.json").exists()
+
+
+def test_sigint_stops_training_with_status_130_and_says_how_to_resume(tmp_path):
+    """Ctrl-C ends a run like SIGTERM does: status 128 + 2, before the test, naming the checkpoint to resume from
+    (Lightning itself would exit 1 without saying where the run stands)."""
+    returncode, stderr, last = stop_after_first_epoch(tmp_path, signal.SIGINT)
+    assert returncode == 130, stderr[-3000:]
     assert "training stopped by SIGINT in epoch" in stderr and f"ckpt_path={last}" in stderr
     assert not (tmp_path / "run" / "test_metrics.json").exists()
 

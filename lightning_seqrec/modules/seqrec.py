@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import lightning as L
 import numpy as np
@@ -335,12 +336,8 @@ class SeqRecModule(L.LightningModule):
         """Scores `[B, N+1]` for raw-ID histories (oldest first), truncated to the newest `max_len` items; `unknown`
         as in `encode_histories`, `timestamps` as in `history_batch`."""
         batch = self.history_batch(histories, timestamps, unknown)
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self.score(batch, mask_seen=exclude_seen)
-        finally:
-            self.train(was_training)
 
     def recommend(
         self,
@@ -399,3 +396,15 @@ def check_top_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k={k!r} is not a whole number >= 1; pass k=<how many items to return>, e.g. k=10.")
     return int(k)
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` in eval mode (dropout off) for the block, then back in the mode it was in: inference in the middle
+    of training must not leave a training module in eval mode, nor the reverse."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
