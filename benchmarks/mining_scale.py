@@ -96,7 +96,7 @@ def child(path: str, method: str, alpha: float, max_neighbours: int, block_size:
 
     import torch
 
-    from lightning_seqrec.data.positives import EmbeddingCosine, NgramJaccard, TfidfCosine, mine_weak_positives
+    from lightning_seqrec.objectives.positives import EmbeddingCosine, NgramJaccard, TfidfCosine, mine_weak_positives
 
     arrays = np.load(path)
     item_seq, targets = arrays["item_seq"], arrays["targets"]

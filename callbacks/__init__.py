@@ -6,7 +6,7 @@ exactly like these.
 
 from lightning_seqrec.callbacks.diversity_metrics import DiversityMetrics
 from lightning_seqrec.callbacks.freed_memory import ReturnFreedMemory
-from lightning_seqrec.callbacks.weak_positive_miner import WeakPositiveMiner
+from lightning_seqrec.objectives.mining import WeakPositiveMiner  # RCL's miner, which objective=rcl brings
 from lightning_seqrec.callbacks.zoo_publisher import ZooPublisher
 
 __all__ = ["DiversityMetrics", "ReturnFreedMemory", "WeakPositiveMiner", "ZooPublisher"]

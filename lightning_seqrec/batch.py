@@ -43,7 +43,7 @@ not just the window: the scores there get -inf when seen items are masked."""
 
 NEGATIVES = "negatives"
 """`[B, L, K]` or `[B, K]` int64 negative item indices (0 = none), added by the transforms of
-`lightning_seqrec.data.negatives`."""
+`lightning_seqrec.objectives.negatives`."""
 
 SEQUENCE_KEYS = (ITEM_SEQ, TIME_SEQ, TARGET_SEQ)
 """Keys of `[B, L]` tensors aligned with `item_seq` (any key ending in `_seq` is treated so by `trim_padding`)."""

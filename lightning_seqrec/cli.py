@@ -270,23 +270,24 @@ def _fits(value, kinds: set) -> bool:
 
 def _parameter_types(target: str) -> dict[str, set]:
     """The plain types (int, float, bool, str, None) each parameter of `target` allows, for the parameters annotated
-    with those alone; a class's bases count while each `__init__` passes `**kwargs` on. Unknown targets give {}."""
+    with those alone; a class's bases count while each `__init__` passes `**kwargs` on, and a class with a made
+    `__signature__` (the per-backbone modules) is read from that. Unknown targets give {}."""
     try:
         obj = hydra.utils.get_object(target)
     except Exception:  # Hydra's instantiate names a target it cannot import
         return {}
-    functions = (
-        [vars(c)["__init__"] for c in inspect.getmro(obj) if "__init__" in vars(c)] if isinstance(obj, type) else [obj]
-    )
+    if not isinstance(obj, type) or "__signature__" in vars(obj):
+        functions = [obj]
+    else:
+        functions = [inspect.unwrap(vars(c)["__init__"]) for c in inspect.getmro(obj) if "__init__" in vars(c)]
     allowed: dict[str, set] = {}
     for function in functions:
-        function = inspect.unwrap(function)
         try:
-            hints, parameters = typing.get_type_hints(function), inspect.signature(function).parameters
+            parameters = inspect.signature(function, eval_str=True).parameters
         except Exception:  # annotations this Python cannot evaluate, builtins without a signature: not checked
             return allowed
         for name, parameter in parameters.items():
-            hint = hints.get(name)
+            hint = parameter.annotation
             kinds = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
             if name not in allowed and kinds <= set(PLAIN_TYPES):
                 allowed[name] = kinds | ({type(None)} if parameter.default is None else set())

@@ -67,6 +67,7 @@ def string_model(tmp_path_factory):
     [
         ("trainer.max_epochs=abc", ["trainer.max_epochs='abc'", "trainer.max_epochs=<int>"]),
         ("model.lr=abc", ["model.lr='abc'", "model.lr=<float>"]),
+        ("model.dropout=abc", ["model.dropout='abc'", "model.dropout=<float>"]),  # a backbone's own argument
         ("data.batch_size=0", ["batch_size", "data.batch_size="]),
         ("model.max_len=0", ["max_len", "model.max_len="]),
     ],

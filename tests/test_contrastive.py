@@ -12,14 +12,6 @@ import torch
 from conftest import make_chain_datamodule, tiny_sasrec
 
 from lightning_seqrec import GRU4Rec
-from lightning_seqrec.data.positives import (
-    EmbeddingCosine,
-    NgramJaccard,
-    StrongPositiveIndex,
-    TfidfCosine,
-    WeakPositiveTable,
-    mine_weak_positives,
-)
 from lightning_seqrec.modules.seqrec import trim_padding
 from lightning_seqrec.objectives import CL4SRec, InBatchInfoNCE, RelativeContrastive, SupervisedContrastive
 from lightning_seqrec.objectives.augment import crop, left_pack, mask, random_augment, reorder
@@ -28,6 +20,14 @@ from lightning_seqrec.objectives.contrastive import (
     info_nce_loss,
     pair_losses,
     relative_contrastive_loss,
+)
+from lightning_seqrec.objectives.positives import (
+    EmbeddingCosine,
+    NgramJaccard,
+    StrongPositiveIndex,
+    TfidfCosine,
+    WeakPositiveTable,
+    mine_weak_positives,
 )
 
 

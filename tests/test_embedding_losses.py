@@ -13,10 +13,10 @@ from conftest import make_chain_datamodule, quiet_trainer
 
 from lightning_seqrec import load_checkpoint
 from lightning_seqrec.backbones.lstm import LSTMBackbone
-from lightning_seqrec.data.negatives import InBatchNegatives
 from lightning_seqrec.modules.models import LSTMRec
 from lightning_seqrec.modules.seqrec import SeqRecModule
 from lightning_seqrec.objectives import CosineEmbeddingLoss, EmbeddingCrossEntropy, WeightedCosineLoss
+from lightning_seqrec.objectives.negatives import InBatchNegatives
 
 
 class _Items:

@@ -14,10 +14,10 @@ import torch
 from conftest import chain_log, make_chain_datamodule, quiet_trainer, tiny_sasrec
 from lightning_seqrec.callbacks import WeakPositiveMiner
 
-from lightning_seqrec.data.positives import EmbeddingCosine, mine_weak_positives
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.objectives import FullCrossEntropy, RelativeContrastive
 from lightning_seqrec.objectives.contrastive import input_windows
+from lightning_seqrec.objectives.positives import EmbeddingCosine, mine_weak_positives
 
 
 class TableRecorder(L.Callback):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_seqrec.data.negatives import InBatchNegatives, TopKNegatives, in_batch_negatives
+from lightning_seqrec.objectives.negatives import InBatchNegatives, TopKNegatives, in_batch_negatives
 
 
 def batch_of(item_seq: list[list[int]], target_seq: list[list[int]]) -> dict:

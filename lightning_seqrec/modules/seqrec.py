@@ -10,6 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from lightning_seqrec.backbones import create_backbone
@@ -19,6 +20,7 @@ from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
 from lightning_seqrec.integrity import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.metrics import RankingEvaluator
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
+from lightning_seqrec.objectives.view import ModelView, scoring_operands
 from lightning_seqrec.optim import SparseAwareAdamW
 
 log = logging.getLogger(__name__)
@@ -138,10 +140,9 @@ class SeqRecModule(L.LightningModule):
 
     def score_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of hidden states `[..., d]` against every item `[..., N+1]` (dot products, or cosines when
-        `scoring="cosine"`); padding gets -inf."""
-        items = self.item_embedding.weight
-        if self.scoring == "cosine":
-            hidden, items = F.normalize(hidden, dim=-1), F.normalize(items, dim=-1)
+        `scoring="cosine"`: `lightning_seqrec.objectives.view.scoring_operands`, the rule objectives train by);
+        padding gets -inf."""
+        hidden, items = scoring_operands(hidden, self.item_embedding.weight, self.scoring)
         scores = hidden @ items.T
         scores[..., 0] = float("-inf")
         return scores
@@ -189,8 +190,9 @@ class SeqRecModule(L.LightningModule):
         batch = trim_padding(batch)
         outputs = self(batch)
         total = 0.0
+        model = ModelView(self)  # what objectives see of the module
         for name, objective in self.objectives.items():
-            loss = objective(outputs, batch, self)
+            loss = objective(outputs, batch, model)
             self.log(f"train/loss/{name}", loss, batch_size=len(batch["item_seq"]))
             total = total + objective.weight * loss
         self.log("train/loss", total, prog_bar=True, batch_size=len(batch["item_seq"]))
@@ -218,6 +220,28 @@ class SeqRecModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The callbacks the objectives bring (`Objective.configure_callbacks`, e.g. RCL's `WeakPositiveMiner`),
+        one per type (the first objective's). A callback of that type already in the Trainer (configured by the
+        user, or brought by an earlier fit or test) is kept and the objective's is not added; a configured one
+        with other settings is named in a warning."""
+        present = list(self.trainer.callbacks) if self._trainer is not None else []
+        brought: dict[type, L.Callback] = {}
+        for name, objective in self.objectives.items():
+            for callback in objective.configure_callbacks():
+                kind = type(callback)
+                configured = next((c for c in present if isinstance(c, kind)), None)
+                if configured is not None:
+                    settings = getattr(callback, "settings", None)
+                    if callable(settings) and settings() != configured.settings():
+                        rank_zero_warn(
+                            f"Objective {name!r} brings a {kind.__name__} with {settings()}, but the Trainer's "
+                            f"callbacks already hold one with {configured.settings()}; that one is used."
+                        )
+                    continue
+                brought.setdefault(kind, callback)
+        return list(brought.values())
 
     def configure_optimizers(self):
         # Identical to AdamW for dense gradients; rows of a sparse item table are updated lazily.

@@ -1,4 +1,5 @@
-"""Loss objects mixed into any backbone's module with a weight: `L = sum_i weight_i * L_i`."""
+"""Loss objects mixed into any backbone's module with a weight: `L = sum_i weight_i * L_i`; each sees the model
+through a `ModelView` and draws its negatives / positives from `negatives.py` / `positives.py`."""
 
 from lightning_seqrec.objectives.base import Objective
 from lightning_seqrec.objectives.contrastive import (
@@ -13,7 +14,8 @@ from lightning_seqrec.objectives.embedding_losses import (
     WeightedCosineLoss,
 )
 from lightning_seqrec.objectives.next_item import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
+from lightning_seqrec.objectives.view import ModelView
 
-__all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "Objective", "SampledSoftmax"]
+__all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "ModelView", "Objective", "SampledSoftmax"]
 __all__ += ["CL4SRec", "InBatchInfoNCE", "RelativeContrastive", "SupervisedContrastive"]
 __all__ += ["CosineEmbeddingLoss", "EmbeddingCrossEntropy", "WeightedCosineLoss"]

@@ -1,7 +1,7 @@
 """Contrastive auxiliary objectives on sequence representations: in-batch InfoNCE, CL4SRec, supervised
 contrastive with same-target positives (DuoRec) and the weighted relative contrastive loss (RCL).
 
-The contrasted representation is the backbone's last hidden state `h = module(batch)["hidden"][:, -1]`, the
+The contrasted representation is the backbone's last hidden state `h = model.encode(batch)` (`ModelView`), the
 vector the model scores items with, with no projection head: as in DuoRec and RCL the loss shapes the very
 space used for ranking (a SimCLR-style head would let it act on a space the scorer never sees). Similarities
 are cosines / τ (`normalize=False`: dot products / τ). Mix with the main loss as `L = L_rec + λ·L_aux`,
@@ -11,15 +11,21 @@ gathered across DDP ranks); entries with the anchor's target are never its negat
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lightning_seqrec.data.positives import StrongPositiveIndex, WeakPositiveTable
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.objectives.augment import random_augment
 from lightning_seqrec.objectives.base import Objective
+from lightning_seqrec.objectives.mining import WeakPositiveMiner
+from lightning_seqrec.objectives.positives import StrongPositiveIndex, WeakPositiveTable
+from lightning_seqrec.objectives.view import ModelView
+from lightning_seqrec.objectives.windows import encode_windows, input_windows
 
 
 # ----------------------------------------------------------------- shared math
@@ -109,37 +115,7 @@ def relative_contrastive_loss(
     return (strong_term + torch.where(has_weak, weak_term, 0.0)).sum() / len(anchors)
 
 
-# ----------------------------------------------------------------- encoding
-def sequence_representation(module, batch: dict) -> torch.Tensor:
-    """The backbone's newest hidden state `[B, d]` of a batch (all-padding columns trimmed first)."""
-    from lightning_seqrec.modules.seqrec import trim_padding  # imported here: the modules package imports this one
-
-    return module(trim_padding(batch))["hidden"][:, -1]
-
-
-def encode_windows(
-    module, windows: dict[str, torch.Tensor], ids: torch.Tensor, group_size: int | None = 64
-) -> torch.Tensor:
-    """Representations `[n, d]` of training windows by id, encoded by `module` (gradients flow when enabled).
-
-    Windows are encoded in groups of `group_size` of similar length (None: one group), each trimmed to its
-    longest window: randomly drawn positives are mostly short, and padding them all to the longest of the
-    draw made the positives' passes cost several times the training pass.
-    """
-    ids = ids.to(next(iter(windows.values())).device)
-    device = module.item_embedding.weight.device
-    if group_size is None or len(ids) <= group_size:
-        return sequence_representation(module, {k: v[ids].to(device) for k, v in windows.items()})
-    order = torch.argsort((windows["item_seq"][ids] > 0).sum(1), stable=True)
-    parts = [encode_windows(module, windows, ids[group], None) for group in order.split(group_size)]
-    return torch.cat(parts)[torch.argsort(order)]
-
-
-def input_windows(train_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model inputs of the training windows (`item_seq`, `time_seq`, ...; not the targets)."""
-    return {k: v for k, v in train_tensors.items() if k.endswith("_seq") and k != "target_seq"}
-
-
+# ----------------------------------------------------------------- sampling
 def _numpy_rng() -> np.random.Generator:
     """A numpy generator drawn from torch's, which `SeqRecModule` seeds per (seed, step, rank)."""
     return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
@@ -172,9 +148,9 @@ class InBatchInfoNCE(ContrastiveObjective):
         super().__init__(weight, temperature, normalize)
         self.mask_same_target = mask_same_target
 
-    def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
+    def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
         targets = batch["target_seq"][:, -1] if self.mask_same_target else None
-        second = sequence_representation(module, batch)
+        second = model.encode(batch)
         return info_nce_loss(outputs["hidden"][:, -1], second, self.temperature, targets, self.normalize)
 
 
@@ -197,14 +173,14 @@ class CL4SRec(ContrastiveObjective):
         self.ratios = (crop_ratio, mask_ratio, reorder_ratio)
         self.mask_same_target = mask_same_target
 
-    def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
+    def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
         item_seq, time_seq = batch["item_seq"], batch.get("time_seq")
         if time_seq is None:
             views = {"item_seq": torch.cat([random_augment(item_seq, *self.ratios) for _ in range(2)])}
         else:
             pairs = [random_augment(item_seq, *self.ratios, time_seq=time_seq) for _ in range(2)]
             views = {"item_seq": torch.cat([p[0] for p in pairs]), "time_seq": torch.cat([p[1] for p in pairs])}
-        first, second = sequence_representation(module, views).split(len(item_seq))
+        first, second = model.encode(views).split(len(item_seq))
         targets = batch["target_seq"][:, -1] if self.mask_same_target else None
         return info_nce_loss(first, second, self.temperature, targets, self.normalize)
 
@@ -242,11 +218,11 @@ class SupervisedContrastive(WindowContrastiveObjective):
     are not negatives (DuoRec does not mask them).
     """
 
-    def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
+    def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
         ids = self.anchor_ids(batch)
         positives = self.strong.sample(ids, _numpy_rng())
         positives = np.where(positives >= 0, positives, ids)
-        views = encode_windows(module, self.windows, torch.from_numpy(np.concatenate([ids, positives])))
+        views = encode_windows(model, self.windows, torch.from_numpy(np.concatenate([ids, positives])))
         anchor, positive = views.split(len(ids))
         targets = torch.from_numpy(self.targets[ids]).to(anchor.device)
         return info_nce_loss(anchor, positive, self.temperature, targets, self.normalize)
@@ -259,38 +235,66 @@ class RelativeContrastive(WindowContrastiveObjective):
     uniformly) and a weak positive b (sampled ∝ similarity from the top α of sequences with another target,
     mined by `WeakPositiveMiner`) are encoded with the model; the loss is `relative_contrastive_loss`, which
     enforces sim(u, a) > sim(u, b) > sim(u, negatives). The similarity weights s_uc of the weighted term come
-    from the miner's measure, for every pair in the step. Without a mined table only the strong term is used.
+    from the miner's measure, for every pair in the step.
+
+    The objective brings its miner: `configure_callbacks` returns a `WeakPositiveMiner(**mining)` (settings: method
+    ngram | tfidf | embedding, n, every_n_epochs, max_neighbours, block_size, batch_size), which the module hands
+    to the Trainer unless the user configured a WeakPositiveMiner already (that one is used; one miner feeds every
+    RCL objective). `mining=False` brings none; without a mined table (`set_weak_positives`) only the strong term
+    is used.
     """
 
-    def __init__(self, weight: float = 0.1, temperature: float = 0.1, alpha: float = 0.05, normalize: bool = True):
+    def __init__(
+        self,
+        weight: float = 0.1,
+        temperature: float = 0.1,
+        alpha: float = 0.05,
+        normalize: bool = True,
+        mining: Mapping | bool | None = None,
+    ):
         super().__init__(weight, temperature, normalize)
         if not 0 < alpha <= 1:
             raise ConfigError(
                 f"alpha (the top fraction of sequences that may be weak positives) must be in (0, 1], got {alpha}."
             )
         self.alpha = alpha
+        if mining is True or mining is None:
+            mining = {}
+        self.mining = None if mining is False else dict(mining)
+        if self.mining is not None:
+            self.configure_callbacks()  # checks the settings now rather than when fit starts
         self.weak: WeakPositiveTable | None = None
         self.similarity = None
+
+    def configure_callbacks(self) -> list:
+        """A fresh `WeakPositiveMiner` with this objective's `mining` settings ([] with `mining=False`)."""
+        if self.mining is None:
+            return []
+        try:
+            return [WeakPositiveMiner(**self.mining)]
+        except TypeError as err:
+            allowed = ", ".join(p for p in inspect.signature(WeakPositiveMiner).parameters)
+            raise ConfigError(f"RelativeContrastive mining={self.mining}: {err}; the settings are {allowed}.") from err
 
     def set_weak_positives(self, table: WeakPositiveTable, similarity) -> None:
         """Use a mined weak-positive table; `similarity.pairs(rows, cols)` weighs every pair of window ids."""
         self.weak, self.similarity = table, similarity
 
-    def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
+    def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
         ids = self.anchor_ids(batch)
         rng = _numpy_rng()
         strong = self.strong.sample(ids, rng)
         if self.weak is None:
             rank_zero_warn(
-                "RelativeContrastive has no weak-positive table: only its strong term is used. Add the "
-                "WeakPositiveMiner callback (callbacks=rcl_mining)."
+                "RelativeContrastive has no weak-positive table: only its strong term is used. Fit it with a Trainer, "
+                "where it brings its WeakPositiveMiner (unless mining=false), or call set_weak_positives()."
             )
         weak = self.weak.sample(ids, rng)[0] if self.weak is not None else np.full(len(ids), -1)
         extra = np.concatenate([strong[strong >= 0], weak[weak >= 0]])
         anchors = outputs["hidden"][:, -1]
         candidates = anchors
         if len(extra):
-            candidates = torch.cat([anchors, encode_windows(module, self.windows, torch.from_numpy(extra))])
+            candidates = torch.cat([anchors, encode_windows(model, self.windows, torch.from_numpy(extra))])
         candidate_ids = np.concatenate([ids, extra])
         strong_col = np.where(strong >= 0, len(ids) + np.cumsum(strong >= 0) - 1, -1)
         weak_col = np.where(weak >= 0, len(ids) + (strong >= 0).sum() + np.cumsum(weak >= 0) - 1, -1)

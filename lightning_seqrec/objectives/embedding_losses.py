@@ -3,7 +3,9 @@ and cross-entropy over the target and negatives, all on cosine similarities `sim
 
 z is the backbone's hidden state at every position with a next item (the LSTM's last state in the paper's
 single-label protocol), z_t the target's item embedding and z_j the negatives' embeddings, taken from
-`batch["negatives"]`, which a sampler from `lightning_seqrec.data.negatives` adds (pass it as `negatives`).
+`batch["negatives"]`, which a sampler from `lightning_seqrec.objectives.negatives` adds (pass it as `negatives`).
+These losses are cosine by definition, whatever the module's scoring: they ask for cosine operands of the
+`ModelView`'s item table (`scoring_operands(..., "cosine")`).
 """
 
 from __future__ import annotations
@@ -11,24 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.objectives.base import Objective
+from lightning_seqrec.objectives.view import ModelView, scoring_operands
 
 
-def _cosines(outputs: dict, batch: dict, module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _cosines(outputs: dict, batch: dict, model: ModelView) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The `[B, L, d]` unit predictions, the unit item table `[N+1, d]` and the valid-position mask `[B, L]`."""
-    z = F.normalize(outputs["hidden"].float(), dim=-1)
-    items = F.normalize(module.item_embedding.weight.float(), dim=-1)
+    z, items = scoring_operands(outputs["hidden"].float(), model.item_table.float(), "cosine")
     return z, items, batch["target_seq"] > 0
 
 
 class CosineEmbeddingLoss(Objective):
     """`-sim(z, z_t)`, averaged over positions: the IKEA baseline, no negatives."""
 
-    def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
-        z, items, valid = _cosines(outputs, batch, module)
+    def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
+        z, items, valid = _cosines(outputs, batch, model)
         target = batch["target_seq"][valid]
         return -(z[valid] * items[target]).sum(-1).mean()
 
@@ -41,12 +42,14 @@ class _NegativeEmbeddingLoss(Objective):
         super().__init__(weight)
         self.negatives = negatives
 
-    def similarities(self, outputs: dict, batch: dict, module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def similarities(
+        self, outputs: dict, batch: dict, model: ModelView
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.negatives is not None:
-            batch = self.negatives(batch, outputs["hidden"], module.item_embedding.weight)
+            batch = self.negatives(batch, outputs["hidden"], model.item_table)
         if "negatives" not in batch:
             raise ConfigError(f"{type(self).__name__} needs negatives: pass negatives=InBatchNegatives(...).")
-        z, items, valid = _cosines(outputs, batch, module)
+        z, items, valid = _cosines(outputs, batch, model)
         negatives = batch["negatives"]
         if negatives.dim() == 2:  # shared by all positions of a row
             sims = torch.einsum("bld,bkd->blk", z, items[negatives])
@@ -69,8 +72,8 @@ class WeightedCosineLoss(_NegativeEmbeddingLoss):
         super().__init__(weight, negatives)
         self.alpha, self.beta = alpha, beta
 
-    def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
-        positive, negative, real = self.similarities(outputs, batch, module)
+    def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
+        positive, negative, real = self.similarities(outputs, batch, model)
         mean_negative = (negative * real).sum(-1) / real.sum(-1).clamp(min=1)
         return (-self.alpha * positive + self.beta * mean_negative).mean()
 
@@ -83,7 +86,7 @@ class EmbeddingCrossEntropy(_NegativeEmbeddingLoss):
         super().__init__(weight, negatives)
         self.temperature = temperature
 
-    def forward(self, outputs: dict, batch: dict, module) -> torch.Tensor:
-        positive, negative, real = self.similarities(outputs, batch, module)
+    def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
+        positive, negative, real = self.similarities(outputs, batch, model)
         logits = torch.cat([positive[:, None], negative.masked_fill(~real, float("-inf"))], dim=1)
         return (logits / self.temperature).logsumexp(-1).sub(positive / self.temperature).mean()

@@ -1,13 +1,53 @@
-"""Negative sampling as batch transforms: each adds `batch["negatives"]` (item indices, 0 = none) for any
-backbone's objectives, either `[B, K]` shared by every position of a row or `[B, L, K]` per position.
+"""Negative sampling for objectives, one implementation per kind.
 
-False negatives are excluded: a row's negatives never include an item of its own input or target sequence.
+- `CatalogNegatives`: item indices 1..N drawn uniformly or proportional to popularity ** alpha, with their
+  log-probabilities (the sampled softmax's logQ correction); `SampledSoftmax` and `BinaryCrossEntropy` draw theirs
+  through it.
+- `InBatchNegatives(cap)` and `TopKNegatives(k, cap)`: batch transforms that add `batch["negatives"]` (item
+  indices, 0 = none), either `[B, K]` shared by every position of a row or `[B, L, K]` per position; the embedding
+  losses take one as their `negatives`. False negatives are excluded: a row's negatives never include an item of
+  its own input or target sequence.
+
+All randomness comes from torch's global generator, which `SeqRecModule` seeds per (seed, step, rank).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from lightning_seqrec.errors import ConfigError
+
+DISTRIBUTIONS = ("uniform", "popularity")
+
+
+class CatalogNegatives:
+    """Draws negative item indices (1..N) uniformly or proportional to popularity ** `alpha` (training counts of
+    the datamodule, read in `setup`)."""
+
+    def __init__(self, distribution: str = "uniform", alpha: float = 1.0):
+        if distribution not in DISTRIBUTIONS:
+            raise ConfigError(f"Unknown negative distribution {distribution!r}; use 'uniform' or 'popularity'.")
+        self.distribution, self.alpha = distribution, alpha
+        self.probs: torch.Tensor | None = None
+
+    def setup(self, datamodule) -> None:
+        if self.distribution == "popularity":
+            counts = datamodule.item_counts().double().clamp(min=0) ** self.alpha
+            counts[0] = 0
+            self.probs = (counts / counts.sum()).float()
+
+    def sample(self, shape: tuple, num_items: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Negatives of `shape` and their log-probabilities (None for uniform, where it is constant)."""
+        if self.probs is None:
+            return torch.randint(1, num_items + 1, shape, device=device), None
+        probs = self.probs.to(device)
+        flat = torch.multinomial(probs, int(torch.tensor(shape).prod()), replacement=True)
+        return flat.view(shape), probs[flat].log().view(shape)
+
+    def log_prob(self, items: torch.Tensor) -> torch.Tensor | None:
+        """log q(items), None for uniform sampling."""
+        return None if self.probs is None else self.probs.to(items.device)[items].log()
 
 
 def in_batch_negatives(batch: dict, cap: int) -> torch.Tensor:
@@ -34,7 +74,7 @@ class InBatchNegatives:
 
     def __init__(self, cap: int = 100):
         if cap < 1:
-            raise ValueError(f"cap must be >= 1, got {cap}.")
+            raise ConfigError(f"cap must be >= 1, got {cap}.")
         self.cap = cap
 
     def __call__(self, batch: dict, hidden: torch.Tensor | None = None, items: torch.Tensor | None = None) -> dict:
@@ -47,14 +87,14 @@ class TopKNegatives:
 
     def __init__(self, k: int = 5, cap: int = 100):
         if not 1 <= k <= cap:
-            raise ValueError(f"Need 1 <= k <= cap, got k={k}, cap={cap}.")
+            raise ConfigError(f"Need 1 <= k <= cap, got k={k}, cap={cap}.")
         self.k, self.cap = k, cap
 
     @torch.no_grad()
     def __call__(self, batch: dict, hidden: torch.Tensor | None = None, items: torch.Tensor | None = None) -> dict:
         """`hidden [B, L, d]` are the predictions and `items [N+1, d]` the item vectors they are compared to."""
         if hidden is None or items is None:
-            raise ValueError("TopKNegatives needs the predictions `hidden` and the item vectors `items`.")
+            raise ConfigError("TopKNegatives needs the predictions `hidden` and the item vectors `items`.")
         pool = in_batch_negatives(batch, self.cap)  # [B, P]
         sims = torch.einsum("bld,bpd->blp", F.normalize(hidden, dim=-1), F.normalize(items[pool], dim=-1))
         sims = sims.masked_fill(pool[:, None, :] == 0, float("-inf"))

@@ -10,22 +10,23 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_seqrec.data.positives import (
+from lightning_seqrec.errors import ConfigError
+from lightning_seqrec.objectives.positives import (
     EmbeddingCosine,
     NgramJaccard,
     TfidfCosine,
     WeakPositiveTable,
     mine_weak_positives,
 )
-from lightning_seqrec.errors import ConfigError
-from lightning_seqrec.objectives.contrastive import RelativeContrastive, encode_windows, input_windows
+from lightning_seqrec.objectives.view import ModelView
+from lightning_seqrec.objectives.windows import encode_windows, input_windows
 
 METHODS = ("ngram", "tfidf", "embedding")
 
 
-def rcl_objectives(pl_module: L.LightningModule) -> list[RelativeContrastive]:
-    """The module's objectives that take weak positives."""
-    return [o for o in pl_module.objectives.values() if isinstance(o, RelativeContrastive)]
+def rcl_objectives(pl_module: L.LightningModule) -> list:
+    """The module's objectives that take weak positives (those with `set_weak_positives`, e.g. RelativeContrastive)."""
+    return [o for o in pl_module.objectives.values() if callable(getattr(o, "set_weak_positives", None))]
 
 
 def all_gather_objects(obj) -> list:
@@ -57,6 +58,8 @@ class WeakPositiveMiner(L.Callback):
     Exact methods are used rather than LSH: their cost extrapolates to minutes for 150,000 sequences on 2
     cores (benchmarks/mining_scale.py measures it), so an approximation would only add a recall loss to tune.
     The strong positives (same target) need no mining: each objective indexes them by target in its `setup`.
+    `RelativeContrastive` brings one of these (its `mining` settings) through `SeqRecModule.configure_callbacks`;
+    one configured in the Trainer's callbacks is used instead, and a single miner feeds every RCL objective.
     Under DDP every rank mines a strided shard of the anchors (and, for `embedding`, encodes a strided shard
     of the windows), then the shards are all-gathered, so every rank holds the same table; in a single
     process it simply runs.
@@ -78,6 +81,11 @@ class WeakPositiveMiner(L.Callback):
         self.method, self.n, self.every_n_epochs = method, n, every_n_epochs
         self.max_neighbours, self.block_size, self.batch_size = max_neighbours, block_size, batch_size
         self.mined_epochs: list[int] = []  # epochs at whose start a table was mined
+
+    def settings(self) -> dict:
+        """The constructor arguments, e.g. to compare two miners."""
+        names = ("method", "n", "every_n_epochs", "max_neighbours", "block_size", "batch_size")
+        return {name: getattr(self, name) for name in names}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not rcl_objectives(pl_module):
@@ -122,7 +130,7 @@ class WeakPositiveMiner(L.Callback):
             return NgramJaccard(item_seq, self.n)
         if self.method == "tfidf":
             return TfidfCosine(item_seq, self.n)
-        embeddings = np.empty((len(item_seq), pl_module.item_embedding.embedding_dim), dtype=np.float32)
+        embeddings = np.empty((len(item_seq), ModelView(pl_module).embedding_dim), dtype=np.float32)
         for rows, part in all_gather_objects((shard, self.encode(pl_module, input_windows(tensors), shard))):
             embeddings[rows] = part
         return EmbeddingCosine(embeddings)
@@ -132,15 +140,14 @@ class WeakPositiveMiner(L.Callback):
         """Evaluation-mode representations of windows `ids`, in batches of similar length (little padding)."""
         was_training = pl_module.training
         pl_module.eval()
+        model = ModelView(pl_module)
         try:
             lengths = (windows["item_seq"][ids] > 0).sum(1).numpy()
             order = np.argsort(lengths, kind="stable")
-            out = np.empty((len(ids), pl_module.item_embedding.embedding_dim), dtype=np.float32)
+            out = np.empty((len(ids), model.embedding_dim), dtype=np.float32)
             for start in range(0, len(ids), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                out[chunk] = (
-                    encode_windows(pl_module, windows, torch.from_numpy(ids[chunk]), None).float().cpu().numpy()
-                )
+                out[chunk] = encode_windows(model, windows, torch.from_numpy(ids[chunk]), None).float().cpu().numpy()
             return out
         finally:
             pl_module.train(was_training)

@@ -1,8 +1,10 @@
 """Positive pairs of training windows for contrastive objectives: strong positives (same target item) and weak
 positives (similar input sequences with another target), mined by n-gram Jaccard, TF-IDF or embedding cosine.
 
-Everything is addressed by window id, the row number of `SeqRecDataModule.train_tensors`, and vectorised in
-numpy / scipy.sparse / FAISS so that mining 150,000 windows takes minutes on two CPU cores.
+The contrastive objectives draw their positives here (`StrongPositiveIndex.sample`, `WeakPositiveTable.sample`);
+`WeakPositiveMiner` builds the weak tables. Everything is addressed by window id, the row number of
+`SeqRecDataModule.train_tensors`, and vectorised in numpy / scipy.sparse / FAISS so that mining 150,000 windows
+takes minutes on two CPU cores.
 """
 
 from __future__ import annotations
