@@ -20,6 +20,8 @@ ARCHITECTURE_KEYS = frozenset(
         "num_items",
         "backbone",
         "backbone_kwargs",
+        "input_encoder",
+        "input_encoder_kwargs",
         "embedding_dim",
         "max_len",
         "mask_seen",

@@ -116,12 +116,32 @@ class Recommender:
 
     @torch.no_grad()
     def encode(self, encoded: list[np.ndarray], timestamps: Sequence | None = None) -> np.ndarray:
-        """Query vectors `[B, d]`: the module's hidden state at the newest item of each index history, with
+        """Query vectors `[B, H·d]`: the module's hidden state at the newest item of each index history, with
         `timestamps` (one per item of each history) as the batch's `time_seq`."""
         module = self.module
         with evaluating(module):
             batch = inference_batch(encoded, module.max_len, timestamps, device=module.device)
             return _as_float32(module(batch)["hidden"][:, -1])
+
+    def search(self, query: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """`ItemIndex.search` of queries `[B, H·d]`. With H interests (`module.num_interests`) each interest is
+        searched and the lists are merged by each item's best score: exact for a flat index, since an item in the
+        top-k by its best interest is in that interest's own top-k."""
+        interests = self.module.num_interests
+        if interests == 1:
+            return self.index.search(query, k, exclude=exclude)
+        rows = len(query)
+        per_interest = query.reshape(rows * interests, -1)
+        repeated = None if exclude is None else [e for e in exclude for _ in range(interests)]
+        items, scores = (a.reshape(rows, -1) for a in self.index.search(per_interest, k, exclude=repeated))
+        order = np.lexsort((-scores, items), axis=1)  # by item, best score first
+        items, scores = np.take_along_axis(items, order, 1), np.take_along_axis(scores, order, 1)
+        repeat = np.zeros_like(items, dtype=bool)
+        repeat[:, 1:] = items[:, 1:] == items[:, :-1]  # a later (lower-scored) copy of an item
+        scores = np.where(repeat | (items == 0), -np.inf, scores).astype(np.float32)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        items, scores = np.take_along_axis(items, best, 1), np.take_along_axis(scores, best, 1)
+        return np.where(np.isfinite(scores), items, 0), scores
 
     def recommend(
         self,
@@ -142,7 +162,7 @@ class Recommender:
             encoded = all_encoded[start : start + self.batch_size]
             times = all_times[start : start + self.batch_size] if all_times is not None else None
             query = self.encode(encoded, times)
-            items, scores = self.index.search(query, k, exclude=encoded if exclude_seen else None)
+            items, scores = self.search(query, k, exclude=encoded if exclude_seen else None)
             for row_items, row_scores in zip(items, scores, strict=True):
                 found = row_items > 0
                 raw = vocab.decode(row_items[found])

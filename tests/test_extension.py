@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import chain_log
+from lightning_seqrec.callbacks import WeakPositiveMiner
 
 from lightning_seqrec import run
-from lightning_seqrec.callbacks import WeakPositiveMiner
 from lightning_seqrec.objectives import Objective
 from lightning_seqrec.objectives.base import next_item_positions
 

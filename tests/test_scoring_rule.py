@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import chain_datamodule, tiny_sasrec  # noqa: F401 - chain_datamodule is a fixture
+from conftest import tiny_sasrec
 
 from lightning_seqrec.objectives import BinaryCrossEntropy, FullCrossEntropy, ModelView, SampledSoftmax
 from lightning_seqrec.objectives.base import next_item_positions

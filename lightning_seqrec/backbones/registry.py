@@ -38,82 +38,29 @@ data cannot choose which code runs. Names of the import-path form `module:Class`
 
 from __future__ import annotations
 
-import importlib
-import os
-from importlib.metadata import entry_points
-
 from torch import nn
 
-from lightning_seqrec.errors import ConfigError
+from lightning_seqrec.registry import PLUGINS_ENV, Registry
 
-_BACKBONES: dict[str, type[nn.Module]] = {}
+BACKBONES = Registry("backbone", "lightning_seqrec.backbones")
+_BACKBONES: dict[str, type[nn.Module]] = BACKBONES.classes
 
-PLUGINS_ENV = "SEQREC_PLUGINS"
-"""Environment variable naming modules to import (comma-separated) that register backbones."""
-
-_imported_plugins: set[str] = set()
+__all__ = ["BACKBONES", "PLUGINS_ENV", "create_backbone", "get_backbone", "list_backbones", "register_backbone"]
 
 
 def register_backbone(name: str):
     """Class decorator: make a backbone constructible by `name`."""
-    _check_name(name)
-
-    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in _BACKBONES and _BACKBONES[name] is not cls:
-            raise ConfigError(f"Backbone name {name!r} is already taken by {_BACKBONES[name].__name__}.")
-        _BACKBONES[name] = cls
-        return cls
-
-    return wrap
-
-
-def _check_name(name) -> None:
-    if isinstance(name, str) and ":" in name:
-        raise ConfigError(
-            f"Backbone name {name!r} is not a registered name: backbones are named, never imported from a path; "
-            f"register the class with register_backbone in a module listed in {PLUGINS_ENV} (or an installed "
-            "package's lightning_seqrec.backbones entry point) and use its name."
-        )
-
-
-def _load_plugins() -> None:
-    for module in os.environ.get(PLUGINS_ENV, "").split(","):
-        module = module.strip()
-        if module and module not in _imported_plugins:
-            try:
-                importlib.import_module(module)
-            except ImportError as err:
-                raise ConfigError(f"{PLUGINS_ENV} names module {module!r}, which cannot be imported: {err}") from err
-            _imported_plugins.add(module)
-    for ep in entry_points(group="lightning_seqrec.backbones"):
-        if ep.name not in _BACKBONES:
-            _BACKBONES[ep.name] = ep.load()
+    return BACKBONES.register(name)
 
 
 def list_backbones() -> list[str]:
-    _load_plugins()
-    return sorted(_BACKBONES)
+    return BACKBONES.names()
 
 
 def get_backbone(name: str) -> type[nn.Module]:
-    _check_name(name)
-    if name not in _BACKBONES:
-        _load_plugins()
-    if name not in _BACKBONES:
-        raise ConfigError(
-            f"Unknown backbone {name!r}; registered backbones are {list_backbones()}. A backbone of your own is "
-            f"found through the module that registers it, named in {PLUGINS_ENV}=<module>."
-        )
-    return _BACKBONES[name]
+    return BACKBONES.get(name)
 
 
 def create_backbone(name: str, **kwargs) -> nn.Module:
     """Instantiate a registered backbone; a wrong argument names the ones it accepts."""
-    cls = get_backbone(name)
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        import inspect
-
-        accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-        raise ConfigError(f"Backbone {name!r} rejected its arguments ({err}); it accepts {accepted}.") from err
+    return BACKBONES.create(name, **kwargs)

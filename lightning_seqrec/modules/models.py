@@ -19,7 +19,8 @@ _FIXED = ("num_items", "backbone", "backbone_kwargs", "objectives")
 
 def _keyword_parameters(function) -> dict[str, inspect.Parameter]:
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {n: p for n, p in inspect.signature(function, eval_str=True).parameters.items() if p.kind in kinds and n != "self"}
+    parameters = inspect.signature(function, eval_str=True).parameters
+    return {n: p for n, p in parameters.items() if p.kind in kinds and n != "self"}
 
 
 def backbone_module(name: str, backbone: str, doc: str, **module_defaults) -> type[SeqRecModule]:

@@ -17,10 +17,11 @@ from lightning_seqrec.backbones import create_backbone
 from lightning_seqrec.batch import TIME_SEQ, check_timestamps, inference_batch, trim_padding
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
+from lightning_seqrec.inputs import create_input_encoder
 from lightning_seqrec.integrity import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.metrics import RankingEvaluator
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
-from lightning_seqrec.objectives.view import ModelView, scoring_operands
+from lightning_seqrec.objectives.view import ModelView, score_items
 from lightning_seqrec.optim import SparseAwareAdamW
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class SeqRecModule(L.LightningModule):
         num_items: int,
         backbone: str = "sasrec",
         backbone_kwargs: Mapping | None = None,
+        input_encoder: str | None = None,
+        input_encoder_kwargs: Mapping | None = None,
         embedding_dim: int = 64,
         max_len: int = 50,
         objectives: Mapping[str, Objective] | None = None,
@@ -76,6 +79,9 @@ class SeqRecModule(L.LightningModule):
             "scoring": scoring,
             "freeze_embeddings": freeze_embeddings,
         }
+        if input_encoder is not None:  # recorded only when used, so older records stay as they were
+            self.architecture["input_encoder"] = input_encoder
+            self.architecture["input_encoder_kwargs"] = dict(input_encoder_kwargs or {})
         self.item_embedding = nn.Embedding(num_items + 1, embedding_dim, padding_idx=0, sparse=sparse_item_grad)
         nn.init.normal_(self.item_embedding.weight, std=0.02)  # small scale: N(0,1) makes CE crawl
         with torch.no_grad():
@@ -89,6 +95,10 @@ class SeqRecModule(L.LightningModule):
                 self.item_embedding.weight.copy_(pretrained_embeddings)
         self.item_embedding.weight.requires_grad_(not freeze_embeddings)
         self.backbone = create_backbone(backbone, **self.architecture["backbone_kwargs"])
+        self.input_encoder = (
+            None if input_encoder is None else create_input_encoder(input_encoder, **(input_encoder_kwargs or {}))
+        )
+        self.num_interests = int(getattr(self.backbone, "num_interests", 1))  # H vectors per hidden state
         objectives = dict(objectives) if objectives is not None else {"ce": FullCrossEntropy()}
         if not objectives:
             raise ConfigError("A module needs at least one objective; use objective=ce for full cross-entropy.")
@@ -116,9 +126,14 @@ class SeqRecModule(L.LightningModule):
     # ----------------------------------------------------------------- forward and scoring
     @property
     def uses_time(self) -> bool:
-        """Whether the backbone reads `time_seq` (its class sets `uses_time = True`): then every batch, inference
-        included, must carry timestamps."""
-        return bool(getattr(self.backbone, "uses_time", False))
+        """Whether the backbone or the input encoder reads `time_seq` (its class sets `uses_time = True`): then every
+        batch, inference included, must carry timestamps."""
+        return any(bool(getattr(part, "uses_time", False)) for part in (self.backbone, self.input_encoder))
+
+    def _time_reader(self) -> str:
+        if self.input_encoder is not None and getattr(self.input_encoder, "uses_time", False):
+            return f"Input encoder {self.architecture['input_encoder']!r}"
+        return f"Backbone {self.architecture['backbone']!r}"
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Backbone hidden states `[B, L, d]` and the real-item mask `[B, L]` of a batch (see `lightning_seqrec.batch`
@@ -126,11 +141,14 @@ class SeqRecModule(L.LightningModule):
         item_seq = batch["item_seq"]
         if TIME_SEQ not in batch and self.uses_time:
             raise ConfigError(
-                f"Backbone {self.architecture['backbone']!r} reads timestamps, but this batch has no {TIME_SEQ!r}: "
+                f"{self._time_reader()} reads timestamps, but this batch has no {TIME_SEQ!r}: "
                 "train it on data with a timestamp column, and pass timestamps= when recommending."
             )
         mask = item_seq > 0
-        hidden = self.backbone(self.item_embedding(item_seq), mask, batch)
+        embeddings = self.item_embedding(item_seq)
+        if self.input_encoder is not None:
+            embeddings = self.input_encoder(embeddings, mask, batch)
+        hidden = self.backbone(embeddings, mask, batch)
         return {"hidden": hidden, "mask": mask}
 
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
@@ -139,11 +157,10 @@ class SeqRecModule(L.LightningModule):
         return F.embedding(items, self.item_embedding.weight, sparse=self.item_embedding.sparse)
 
     def score_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores of hidden states `[..., d]` against every item `[..., N+1]` (dot products, or cosines when
-        `scoring="cosine"`: `lightning_seqrec.objectives.view.scoring_operands`, the rule objectives train by);
-        padding gets -inf."""
-        hidden, items = scoring_operands(hidden, self.item_embedding.weight, self.scoring)
-        scores = hidden @ items.T
+        """Scores of hidden states `[..., H·d]` against every item `[..., N+1]` (dot products, or cosines when
+        `scoring="cosine"`; the best of H interests: `lightning_seqrec.objectives.view.score_items`, the rule
+        objectives train by); padding gets -inf."""
+        scores = score_items(hidden, self.item_embedding.weight, self.scoring, interests=self.num_interests)
         scores[..., 0] = float("-inf")
         return scores
 
@@ -387,25 +404,36 @@ class SeqRecModule(L.LightningModule):
 
     @torch.no_grad()
     def step_state(self, state, raw_item_id, timestamp: float | None = None) -> tuple[object, torch.Tensor]:
-        """Fold one new event of a user into their recurrent `state` (None: a new user), for backbones with the
-        optional `init_state` / `step` interface: the new state and the next-item scores `[1, N+1]` after it (seen
-        items are not masked). Stepping through a history scores as `score_histories` does on it, while it fits
-        in `max_len`."""
-        if not hasattr(self.backbone, "step"):
-            raise ConfigError(
-                f"Backbone {self.architecture['backbone']!r} has no recurrent step (init_state / step); score whole "
-                "histories with recommend() or score_histories() instead."
-            )
-        was_training = self.training
-        self.eval()
-        try:
-            state = self.backbone.init_state(1) if state is None else state
+        """Fold one new event of a user into their recurrent `state` (None: a new user), for backbones (and input
+        encoders) with the optional `init_state` / `step` interface: the new state and the next-item scores
+        `[1, N+1]` after it (seen items are not masked). Stepping through a history scores as `score_histories`
+        does on it, while it fits in `max_len`; each step costs the same whatever the history's length."""
+        parts = {"backbone": self.backbone, "input encoder": self.input_encoder}
+        for kind, part in parts.items():
+            if part is not None and not hasattr(part, "step"):
+                name = self.architecture["backbone" if kind == "backbone" else "input_encoder"]
+                raise ConfigError(
+                    f"The {kind} {name!r} has no recurrent step (init_state / step); score whole histories with "
+                    "recommend() or score_histories() instead."
+                )
+        if self.uses_time and timestamp is None:
+            raise ConfigError(f"{self._time_reader()} reads timestamps: pass step_state(..., timestamp=<time>).")
+        with evaluating(self):
+            if state is None:
+                state = (
+                    None if self.input_encoder is None else self.input_encoder.init_state(1),
+                    self.backbone.init_state(1),
+                )
+            encoder_state, backbone_state = state
             index = torch.as_tensor(self.encode_histories([[raw_item_id]])[0], device=self.device)
-            time = None if timestamp is None else torch.tensor([float(timestamp)], device=self.device)
-            state, hidden = self.backbone.step(state, self.item_embedding(index), time)
-            return state, self.score_hidden(hidden)
-        finally:
-            self.train(was_training)
+            time = (
+                None if timestamp is None else torch.tensor([float(timestamp)], dtype=torch.float64, device=self.device)
+            )
+            embedding = self.item_embedding(index)
+            if self.input_encoder is not None:
+                encoder_state, embedding = self.input_encoder.step(encoder_state, embedding, time)
+            backbone_state, hidden = self.backbone.step(backbone_state, embedding, time)
+            return (encoder_state, backbone_state), self.score_hidden(hidden)
 
     def _describe(self, raw_id, score: float) -> dict:
         entry = {"item_id": raw_id, "score": score}

@@ -21,6 +21,10 @@ from lightning_seqrec.objectives.view import ModelView, scoring_operands
 
 def _cosines(outputs: dict, batch: dict, model: ModelView) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The `[B, L, d]` unit predictions, the unit item table `[N+1, d]` and the valid-position mask `[B, L]`."""
+    if model.interests > 1:
+        raise ConfigError(
+            f"The embedding losses compare one prediction per position; the backbone gives {model.interests} interests."
+        )
     z, items = scoring_operands(outputs["hidden"].float(), model.item_table.float(), "cosine")
     return z, items, batch["target_seq"] > 0
 
