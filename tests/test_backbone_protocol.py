@@ -96,7 +96,7 @@ def test_the_protocol_is_written_in_the_registry():
         assert text in doc
 
 
-@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "lstm"])
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "lstm", "lru"])
 def test_builtin_backbones_follow_forward_protocol(name):
     torch.manual_seed(0)
     backbone = create_backbone(name, embedding_dim=8, dropout=0.0).eval()

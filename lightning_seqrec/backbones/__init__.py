@@ -1,6 +1,7 @@
 """Sequence encoders: plain nn.Modules mapping embedded item sequences to hidden states."""
 
 from lightning_seqrec.backbones.gru4rec import GRU4RecBackbone
+from lightning_seqrec.backbones.lru import LRUBackbone
 from lightning_seqrec.backbones.lstm import LSTMBackbone
 from lightning_seqrec.backbones.registry import (
     create_backbone,
@@ -12,6 +13,7 @@ from lightning_seqrec.backbones.sasrec import SASRecBackbone
 
 __all__ = [
     "GRU4RecBackbone",
+    "LRUBackbone",
     "LSTMBackbone",
     "SASRecBackbone",
     "create_backbone",

@@ -68,6 +68,12 @@ def backbone_module(name: str, backbone: str, doc: str, **module_defaults) -> ty
 SASRec = backbone_module(
     "SASRec", "sasrec", "SASRec: causal self-attention over the last `max_len` items (Kang & McAuley, ICDM 2018)."
 )
+LRURec = backbone_module(
+    "LRURec",
+    "lru",
+    "LRURec: linear recurrent units, a parallel scan in training and O(1) steps at inference (Yue et al., WSDM 2024); "
+    "num_heads > 1 gives the multihead LRU of TME-PSR's sub-interests.",
+)
 GRU4Rec = backbone_module(
     "GRU4Rec", "gru4rec", "GRU4Rec: a recurrent encoder of the session / user sequence (Hidasi et al., ICLR 2016)."
 )
