@@ -93,11 +93,33 @@ class LRULayer(nn.Module):
         """Per-head outputs `[B, L, H, out_dim]` of the scanned recurrence."""
         return self.readout(linear_scan(self.inputs(x, mask), self.decay()))
 
+    def step_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Dense real forms of the per-head maps for `step`: γ ⊙ B as `[d, 2·H·S]` (real, imaginary), λ's real and
+        imaginary parts `[H·S]`, and C as `[2·H·S, H·out_dim]`, so one event costs two matmuls and a few
+        element-wise ops. Cached until a parameter changes (optimiser steps and loads bump their versions)."""
+        key = tuple(p._version for p in self.parameters()) + tuple(p.data_ptr() for p in self.parameters())
+        if getattr(self, "_step_key", None) != key or torch.is_grad_enabled():
+            gamma = torch.exp(self.gamma_log)[..., None]
+            block = torch.block_diag
+            w_in = torch.cat([block(*(gamma * self.in_real)), block(*(gamma * self.in_imag))]).T
+            lam = self.decay().flatten()
+            w_out = torch.cat([block(*self.out_real.transpose(1, 2)), -block(*self.out_imag.transpose(1, 2))])
+            weights = (w_in, lam.real, lam.imag, w_out)
+            if torch.is_grad_enabled():
+                return weights
+            self._step_weights, self._step_key = weights, key
+        return self._step_weights
+
     def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One event `x [B, d]`: the new state `[B, H, S]` and the outputs `[B, H, out_dim]`."""
-        u = self.inputs(x[:, None], x.new_ones(len(x), 1, dtype=torch.bool))[:, 0]
-        state = self.decay() * state + u
-        return state, self.readout(state)
+        """One event `x [B, d]`: the new state `[B, H, S]` and the outputs `[B, H, out_dim]`, as the scan computes
+        them at a row's next position."""
+        w_in, lam_real, lam_imag, w_out = self.step_weights()
+        u_real, u_imag = (x @ w_in).chunk(2, dim=-1)
+        h_real, h_imag = state.real.flatten(1), state.imag.flatten(1)
+        h_real, h_imag = lam_real * h_real - lam_imag * h_imag + u_real, lam_real * h_imag + lam_imag * h_real + u_imag
+        out = torch.cat([h_real, h_imag], dim=-1) @ w_out
+        state = torch.complex(h_real, h_imag).view_as(state)
+        return state, out.view(len(x), self.heads, self.out_dim) + self.out_bias
 
 
 class LRUBlock(nn.Module):
