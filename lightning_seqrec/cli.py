@@ -20,6 +20,7 @@ from lightning_seqrec import run
 from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.data.stored_config import datamodule_from_record
 from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
+from lightning_seqrec.explain import Explainer, describe
 
 log = logging.getLogger("lightning_seqrec")
 
@@ -59,6 +60,8 @@ def _print_recommendations(module, history: list, k: int, header: str, **options
     for rank, entry in enumerate(entries, start=1):
         name = entry.get("title", entry["item_id"])
         print(f"  {rank:>2}. {name}  (item {entry['item_id']}, score {entry['score']:.3f})")
+        if "explanation" in entry:
+            print(f"      {describe(entry['explanation'])}")
     return entries
 
 
@@ -158,6 +161,9 @@ def recommend(cfg: DictConfig) -> list:
     options = {"exclude_seen": cfg.exclude_seen, "unknown": cfg.unknown}
     if times is not None:
         options["timestamps"] = [times]
+    if cfg.get("explain"):
+        datamodule = datamodule if cfg.user is not None else _checkpoint_data(cfg, module)
+        options["explain"] = Explainer(module, datamodule.item_attributes()).fit(datamodule)
     return _print_recommendations(module, history, cfg.k, header, **options)
 
 

@@ -177,6 +177,13 @@ class SeqRecDataModule(L.LightningDataModule):
         self._require_setup()
         return self.interactions.titles() or {}
 
+    def item_attributes(self) -> list[list[str]]:
+        """Attribute names of each item index (genres, categories; index 0 = padding and items without any: []),
+        from `Interactions.attributes`; all empty when the dataset has no item side table."""
+        self._require_setup()
+        found = self.interactions.attributes()
+        return [[], *(list(found.get(raw, [])) for raw in self.vocab.raw_ids)]
+
     def fingerprint(self) -> str:
         """sha256 of the prepared tensors: two runs trained on the same data share it."""
         self._require_setup()

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
 OPTIONAL_COLUMNS = ("timestamp", "event", "market", "rating")
+NO_ATTRIBUTE = frozenset({"", "(no genres listed)", "unknown"})  # genre placeholders, not attributes
 TIMESTAMP_POLICIES = ("strict", "parse_dates", "drop_invalid")
 SHOWN_ROWS = 5
 
@@ -221,6 +222,22 @@ class Interactions:
         if self.items is None or "title" not in self.items.columns:
             return None
         return self.items["title"].to_dict()
+
+    def attributes(self) -> dict:
+        """Raw item ID -> its attribute names: the `category` column split on '|' (MovieLens genres), and the
+        `attributes` ID lists of the S3-Rec Amazon / Yelp files as `attribute <id>` (those files carry no names).
+        Placeholders such as `(no genres listed)` are left out; {} when the side table has neither column."""
+        if self.items is None:
+            return {}
+        found: dict = {}
+        if "category" in self.items.columns:
+            for item, text in self.items["category"].items():
+                names = str(text).split("|") if isinstance(text, str) else []
+                found[item] = [name for name in names if name not in NO_ATTRIBUTE]
+        if "attributes" in self.items.columns:
+            for item, ids in self.items["attributes"].items():
+                found.setdefault(item, []).extend(f"attribute {i}" for i in ids)
+        return found
 
     def __repr__(self) -> str:
         return (

@@ -387,10 +387,13 @@ class SeqRecModule(L.LightningModule):
         exclude_seen: bool = True,
         unknown: str = "raise",
         timestamps: Sequence[Sequence] | None = None,
+        explain=False,
     ) -> list[list[dict]]:
         """Top-`k` raw item IDs with scores (and titles when known) for each history of raw item IDs; item IDs not
         in the vocabulary raise, or with `unknown="drop"` are left out (and logged). `timestamps` (one per item of
-        each history) reach the backbone as `time_seq`; a backbone that reads time needs them."""
+        each history) reach the backbone as `time_seq`; a backbone that reads time needs them. `explain=True` adds
+        an `explanation` to each entry from the `lightning_seqrec.explain.Explainer` attached to this module (or
+        from the explainer passed as `explain`)."""
         k = check_top_k(k)
         vocab = self._require_vocab()
         scores = self.score_histories(histories, exclude_seen=exclude_seen, unknown=unknown, timestamps=timestamps)
@@ -400,6 +403,14 @@ class SeqRecModule(L.LightningModule):
             ranked = [(i, s) for i, s in zip(indices, values, strict=True) if s != float("-inf")]
             raw = vocab.decode([i for i, _ in ranked])
             results.append([self._describe(r, s) for r, (_, s) in zip(raw, ranked, strict=True)])
+        if explain:
+            explainer = getattr(self, "explainer", None) if explain is True else explain
+            if explainer is None:
+                raise ConfigError(
+                    "explain=True needs an explainer: build one with lightning_seqrec.explain.Explainer(module, "
+                    "datamodule.item_attributes()).fit(datamodule), or pass explain=<an Explainer>."
+                )
+            explainer.annotate(histories, results, timestamps=timestamps, unknown=unknown)
         return results
 
     @torch.no_grad()
