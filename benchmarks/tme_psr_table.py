@@ -1,0 +1,125 @@
+"""TME-PSR accuracy table: SASRec, LRURec, LRURec + the dual-view time encoder (each gating strategy), the multihead
+LRU and full TME-PSR; leave-one-out, full ranking over the catalog, seen items masked, mean ± sd over seeds.
+
+    python benchmarks/tme_psr_table.py --datasets ml-latest-small beauty --seeds 0 1 2 --resume
+    python benchmarks/tme_psr_table.py --datasets ml-1m --seeds 0 --resume     # SASRec, LRURec, multihead LRU
+    python benchmarks/tme_psr_table.py --report
+
+Every cell is one `seqrec train experiment=... [overrides]` run with early stopping on validation NDCG@10, testing
+the best checkpoint once. ml-latest-small (seconds) and Beauty (days, from the TiCoSeRec time file) have real
+timestamps; `ml-1m.txt` has none, so ML-1M gets only the rows without the time encoder. A row whose config does not
+compose on this checkout is skipped with its reason. Run folders go under `$SEQREC_GRID_DIR/tme_psr_table/`, so a
+grid longer than one sitting resumes (`--resume`) from each run's last checkpoint; results are rewritten to
+benchmarks/results/tme_psr_table.json after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+from _common import RESULTS, use_shared_data
+from _grid import run_grid, summary
+
+from lightning_seqrec import run
+from lightning_seqrec.errors import SeqRecError
+
+SASREC = {"ml-latest-small": "sasrec_ml-latest-small_ce", "beauty": "sasrec_beauty_ce", "ml-1m": "sasrec_ml-1m_ce"}
+TIMED = ("ml-latest-small", "beauty")
+MULTIHEAD = ["model.num_heads=4", "model.interests=max"]
+
+
+def rows(dataset: str) -> list[tuple[str, list[str]]]:
+    """(row name, overrides) of one dataset's table."""
+    lru = f"experiment=lru_{dataset}"
+    table = [
+        ("SASRec", [f"experiment={SASREC[dataset]}"]),
+        ("LRURec", [lru]),
+        ("multihead LRU (4, max)", [lru, *MULTIHEAD]),
+    ]
+    if dataset in TIMED:
+        table += [(f"LRURec + time ({gate})", [lru, f"inputs=dual_time_{gate}"]) for gate in ("sum", "global", "user")]
+        table += [("LRURec + time (position)", [lru, "inputs=dual_time_position"])]
+        table += [("TME-PSR", [f"experiment=tme_psr_{dataset}"])]
+    return table
+
+
+def composes(overrides: list[str]) -> str | None:
+    """None when `seqrec train` composes these overrides here, else the reason it does not."""
+    try:
+        run.compose("train", overrides)
+    except SeqRecError as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+COLUMNS = ("hr@10", "ndcg@10")
+
+
+def print_table(table: list[dict]) -> None:
+    print(
+        "\n| dataset | model | seeds | HR@10 | NDCG@10 | NDCG@10 vs LRURec | s / run |\n|---|---|---|---|---|---|---|"
+    )
+    base = {r["dataset"]: r for r in table if r["model"] == "LRURec" and r["runs"]}
+    for r in table:
+        if not r["runs"]:
+            continue
+        ndcg = statistics.fmean(x["ndcg@10"] for x in r["runs"])
+        reference = base.get(r["dataset"])
+        versus = ""
+        if reference and r is not reference:
+            versus = f"{100 * (ndcg / statistics.fmean(x['ndcg@10'] for x in reference['runs']) - 1):+.1f} %"
+        cells = " | ".join(summary([x[c] for x in r["runs"]]) for c in COLUMNS)
+        seconds = statistics.fmean(x["seconds"] for x in r["runs"])
+        print(f"| {r['dataset']} | {r['model']} | {len(r['runs'])} | {cells} | {versus} | {seconds:.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["ml-latest-small", "beauty"], choices=sorted(SASREC))
+    parser.add_argument("--models", nargs="+", default=None, help="only these row names (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
+    parser.add_argument("--report", action="store_true", help="print the table of the results file and stop")
+    parser.add_argument("--override", action="append", default=[], help="extra override for every run")
+    args = parser.parse_args()
+    path = RESULTS / "tme_psr_table.json"
+    saved = json.loads(path.read_text())["results"] if path.exists() else []
+    if args.report:
+        print_table(saved)
+        return
+    use_shared_data()
+    table = []
+    for dataset in args.datasets:
+        for name, overrides in rows(dataset):
+            if args.models and name not in args.models:
+                continue
+            reason = composes(overrides)
+            if reason:
+                print(f"skipping {dataset} / {name}: {reason}", flush=True)
+                continue
+            table.append({"dataset": dataset, "model": name, "overrides": overrides})
+    chosen = {json.dumps(r["overrides"]) for r in table}
+    kept = tuple(r for r in saved if json.dumps(r["overrides"]) not in chosen)  # other datasets' rows stay
+    run_grid(
+        table,
+        args.seeds,
+        "tme_psr_table",
+        {"args": vars(args), "command": " ".join(sys.argv)},
+        lambda r: f"{r['dataset']} {r['model']}",
+        COLUMNS,
+        common=tuple(args.override),
+        jobs=args.jobs,
+        threads=args.threads,
+        resume=args.resume,
+        kept=kept,
+    )
+    print_table([*kept, *table])
+
+
+if __name__ == "__main__":
+    main()
