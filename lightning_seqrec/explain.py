@@ -37,7 +37,7 @@ CONTENT_UNAVAILABLE = "unavailable: the model's data has no item attributes"
 class Evidence:
     """What both branches know about one (history, recommended item) pair, before any weighting: the window the
     model reads (item indices, oldest first), each position's occlusion contribution and attribute overlap, the
-    item's score and the user's representation."""
+    item's score, the user's representation and the window's timestamps (None for a model without time)."""
 
     window: np.ndarray
     item: int
@@ -45,6 +45,7 @@ class Evidence:
     contributions: np.ndarray
     overlaps: np.ndarray
     hidden: torch.Tensor
+    times: np.ndarray | None = None
 
 
 @dataclass
@@ -153,14 +154,14 @@ class Explainer:
         windows = [np.asarray(h)[-self.module.max_len :] for h in histories]
         if any(len(w) == 0 for w in windows):
             raise DataError("An explained history is empty; pass at least one item the model knows.")
-        rows, row_times = [], None if times is None else []
-        for b, window in enumerate(windows):
-            rows += _with_each_left_out(window)
-            if times is not None:
-                row_times += _with_each_left_out(np.asarray(times[b], dtype=np.float64)[-len(window) :])
+        window_times = [None] * len(windows)
+        if times is not None:
+            window_times = [np.asarray(t, dtype=np.float64)[-len(w) :] for t, w in zip(times, windows, strict=True)]
+        rows = [row for window in windows for row in _with_each_left_out(window)]
+        row_times = None if times is None else [row for t in window_times for row in _with_each_left_out(t)]
         hidden, scores = self._forward(rows, row_times)
         found, offset = [], 0
-        for window, wanted in zip(windows, items, strict=True):
+        for window, wanted, t in zip(windows, items, window_times, strict=True):
             wanted = [int(i) for i in wanted]
             size = len(window) + 1 if len(window) > 1 else 1
             block = scores[offset : offset + size, wanted].cpu().numpy()
@@ -169,7 +170,7 @@ class Explainer:
             found.append(
                 [
                     Evidence(
-                        window, i, float(block[0, c]), contributions[:, c], self._overlaps(window, i), hidden[offset]
+                        window, i, float(block[0, c]), contributions[:, c], self._overlaps(window, i), hidden[offset], t
                     )
                     for c, i in enumerate(wanted)
                 ]
@@ -360,19 +361,21 @@ def faithfulness(
     the user's other `seen` items masked as `recommend` masks them; pairs whose removal would empty the window are
     skipped and counted."""
     rng = np.random.default_rng(seed)
-    rows, kept = [], []
+    rows, times, kept = [], [], []
     for b, (e, x) in enumerate(zip(evidence, explanations, strict=True)):
         cited = np.isin(e.window, x.items)
         if not cited.any() or cited.all():
             continue
         kept.append(b)
-        rows += [e.window, e.window[~cited]]
+        kept_positions = [np.arange(len(e.window)), np.flatnonzero(~cited)]
         for _ in range(draws):
             drop = rng.choice(len(e.window), size=int(cited.sum()), replace=False)
-            rows.append(np.delete(e.window, drop))
+            kept_positions.append(np.delete(np.arange(len(e.window)), drop))
+        rows += [e.window[k] for k in kept_positions]
+        times += [None if e.times is None else e.times[k] for k in kept_positions]
     if not kept:
         return {"pairs": 0, "skipped": len(evidence)}
-    _, scores = explainer._forward(rows, None)
+    _, scores = explainer._forward(rows, None if times[0] is None else times)
     per = 2 + draws
     drops = {"cited": [], "random": []}
     rises = {"cited": [], "random": []}

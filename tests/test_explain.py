@@ -9,7 +9,8 @@ import torch
 from conftest import chain_log, quiet_trainer, tiny_sasrec
 from test_cli import chain_table, seqrec
 
-from lightning_seqrec import Interactions, SeqRecDataModule
+from lightning_seqrec import Interactions, SeqRecDataModule, SeqRecModule
+from lightning_seqrec.backbones import register_backbone
 from lightning_seqrec.errors import ConfigError, DataError
 from lightning_seqrec.explain import (
     CONTENT_UNAVAILABLE,
@@ -141,6 +142,40 @@ def test_bad_settings_are_one_line_errors(trained):
         Explainer(model, [["G1"]] * 3)
     with pytest.raises(ConfigError, match="fit"):
         Explainer(model, dm.item_attributes()).weights(Explainer(model, None).evidence(histories_of(dm, 1), [[1]])[0])
+
+
+@register_backbone("explain_test_timed")
+class TimedSum(torch.nn.Module):
+    """A time-aware stand-in: running sums of the item embeddings plus a learned multiple of each event's time."""
+
+    uses_time = True
+
+    def __init__(self, embedding_dim: int = 16):
+        super().__init__()
+        self.rate = torch.nn.Parameter(torch.randn(embedding_dim))
+
+    def forward(self, embeddings, mask, batch):
+        time = batch["time_seq"].to(embeddings.dtype)[..., None] / 100.0
+        return torch.cumsum(embeddings * mask[..., None], dim=1) + self.rate * time * mask[..., None]
+
+
+def test_a_time_aware_model_is_explained_with_its_timestamps(trained):
+    _, dm = trained
+    torch.manual_seed(0)
+    model = SeqRecModule(dm.num_items, backbone="explain_test_timed", embedding_dim=16, max_len=8).eval()
+    model.attach_data(dm)
+    history, times = [4, 5, 6, 9], [10.0, 30.0, 35.0, 80.0]
+    with pytest.raises(ConfigError, match="timestamps"):
+        model.recommend([history], k=2, explain=Explainer(model, dm.item_attributes(), weighting=0.5))
+    (entry,) = model.recommend([history], k=1, timestamps=[times], explain=True)[0]
+    assert entry["explanation"]["because_you_interacted_with"]
+    explainer = model.explainer
+    indices = dm.vocab.encode(history)
+    ((evidence,),) = explainer.evidence([indices], [[2]], [np.asarray(times)])
+    without = model.score_histories([history[1:]], exclude_seen=False, timestamps=[times[1:]])[0, 2]
+    assert evidence.contributions[0] == pytest.approx(evidence.score - float(without), abs=1e-5)
+    result = faithfulness(explainer, [evidence], explainer.compose([evidence]), seen=[indices])
+    assert result["pairs"] == 1
 
 
 def evidence_of(window, item) -> Evidence:
