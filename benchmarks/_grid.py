@@ -21,6 +21,8 @@ from pathlib import Path
 
 from _common import REPO, RESULTS, write_json
 
+from lightning_seqrec import zoo as model_zoo
+
 
 def train_run(
     overrides: list[str], seed: int, folder: Path, threads: int | None = None, zoo: str | None = None
@@ -130,3 +132,15 @@ def run_grid(
             future.result()
     collect()  # rows whose runs were all kept
     return table
+
+
+def zoo_builds() -> dict[str, dict[int, str]]:
+    """{experiment: {seed: zoo entry}} for the zoo entries whose recipe is exactly `experiment=<e> seed=<seed>`:
+    that cell runs as `seqrec zoo build`, so the same run also builds and cards the entry."""
+    builds: dict[str, dict[int, str]] = {}
+    for zoo_entry in model_zoo.list_entries():
+        recipe = zoo_entry.overrides()
+        seeds = [o.removeprefix("seed=") for o in recipe if o.startswith("seed=")]
+        if len(recipe) == 2 and recipe[0].startswith("experiment=") and len(seeds) == 1 and seeds[0].isdigit():
+            builds.setdefault(recipe[0].removeprefix("experiment="), {})[int(seeds[0])] = zoo_entry.name
+    return builds

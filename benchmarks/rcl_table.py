@@ -19,9 +19,7 @@ import statistics
 import sys
 
 from _common import RESULTS, use_shared_data
-from _grid import run_grid, summary
-
-from lightning_seqrec import zoo as model_zoo
+from _grid import run_grid, summary, zoo_builds
 
 ROWS = [  # (dataset, backbone, objective, experiment)
     ("beauty", "sasrec", "ce", "sasrec_beauty_ce"),
@@ -36,18 +34,6 @@ ROWS = [  # (dataset, backbone, objective, experiment)
 # RCL (Wang et al., CIKM 2024) Table 2, SASRec + RCL, full ranking; their SASRec baseline is BCE.
 PUBLISHED_RCL_NDCG10 = {"beauty": 0.0476, "sports": 0.0287}
 COLUMNS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
-
-
-def zoo_builds() -> dict[str, dict[int, str]]:
-    """{experiment: {seed: zoo entry}} for the zoo entries whose recipe is exactly `experiment=<e> seed=<seed>`:
-    that cell runs as `seqrec zoo build`, so the same run also builds and cards the entry."""
-    builds: dict[str, dict[int, str]] = {}
-    for zoo_entry in model_zoo.list_entries():
-        recipe = zoo_entry.overrides()
-        seeds = [o.removeprefix("seed=") for o in recipe if o.startswith("seed=")]
-        if len(recipe) == 2 and recipe[0].startswith("experiment=") and len(seeds) == 1 and seeds[0].isdigit():
-            builds.setdefault(recipe[0].removeprefix("experiment="), {})[int(seeds[0])] = zoo_entry.name
-    return builds
 
 
 def print_table(table: list[dict], seeds: list[int]) -> None:

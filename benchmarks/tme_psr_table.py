@@ -6,9 +6,10 @@ LRU and full TME-PSR; leave-one-out, full ranking over the catalog, seen items m
     python benchmarks/tme_psr_table.py --report
 
 Every cell is one `seqrec train experiment=... [overrides]` run with early stopping on validation NDCG@10, testing
-the best checkpoint once. ml-latest-small (seconds) and Beauty (days, from the TiCoSeRec time file) have real
-timestamps; `ml-1m.txt` has none, so ML-1M gets only the rows without the time encoder. A row whose config does not
-compose on this checkout is skipped with its reason. Run folders go under `$SEQREC_GRID_DIR/tme_psr_table/`, so a
+the best checkpoint once; a cell that is a zoo entry's recipe (`experiment=<e> seed=<s>`) runs as `seqrec zoo
+build`, so it also builds that entry. ml-latest-small (seconds) and Beauty (days, from the TiCoSeRec time file)
+have real timestamps; `ml-1m.txt` has none, so ML-1M gets only the rows without the time encoder. A row whose
+config does not compose on this checkout is skipped with its reason. Run folders go under `$SEQREC_GRID_DIR/tme_psr_table/`, so a
 grid longer than one sitting resumes (`--resume`) from each run's last checkpoint; results are rewritten to
 benchmarks/results/tme_psr_table.json after every run.
 """
@@ -21,7 +22,7 @@ import statistics
 import sys
 
 from _common import RESULTS, use_shared_data
-from _grid import run_grid, summary
+from _grid import run_grid, summary, zoo_builds
 
 from lightning_seqrec import run
 from lightning_seqrec.errors import SeqRecError
@@ -93,7 +94,7 @@ def main() -> None:
         print_table(saved)
         return
     use_shared_data()
-    table = []
+    table, builds = [], zoo_builds()
     for dataset in args.datasets:
         for name, overrides in rows(dataset):
             if args.models and name not in args.models:
@@ -102,7 +103,8 @@ def main() -> None:
             if reason:
                 print(f"skipping {dataset} / {name}: {reason}", flush=True)
                 continue
-            table.append({"dataset": dataset, "model": name, "overrides": overrides})
+            experiment = overrides[0].removeprefix("experiment=") if len(overrides) == 1 else None
+            table.append({"dataset": dataset, "model": name, "overrides": overrides, "zoo": builds.get(experiment, {})})
     chosen = {json.dumps(r["overrides"]) for r in table}
     kept = tuple(r for r in saved if json.dumps(r["overrides"]) not in chosen)  # other datasets' rows stay
     run_grid(
