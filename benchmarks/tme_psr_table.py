@@ -9,9 +9,9 @@ Every cell is one `seqrec train experiment=... [overrides]` run with early stopp
 the best checkpoint once; a cell that is a zoo entry's recipe (`experiment=<e> seed=<s>`) runs as `seqrec zoo
 build`, so it also builds that entry. ml-latest-small (seconds) and Beauty (days, from the TiCoSeRec time file)
 have real timestamps; `ml-1m.txt` has none, so ML-1M gets only the rows without the time encoder. A row whose
-config does not compose on this checkout is skipped with its reason. Run folders go under `$SEQREC_GRID_DIR/tme_psr_table/`, so a
-grid longer than one sitting resumes (`--resume`) from each run's last checkpoint; results are rewritten to
-benchmarks/results/tme_psr_table.json after every run.
+config does not compose on this checkout is skipped with its reason. Run folders go under
+`$SEQREC_GRID_DIR/tme_psr_table/`, so a grid longer than one sitting resumes (`--resume`) from each run's last
+checkpoint; results are rewritten to benchmarks/results/tme_psr_table.json after every run.
 """
 
 from __future__ import annotations
