@@ -27,6 +27,7 @@ DATA = {
     "beauty": lambda: AmazonBeauty(max_len=50),
 }
 VARIANTS = {"dual-branch (learned w_u)": "learned", "fixed 50/50": 0.5, "collaborative only": 1.0, "content only": 0.0}
+BASE = "fixed 50/50"
 
 
 def train_model(dm, epochs: int, seed: int):
@@ -42,6 +43,25 @@ def train_model(dm, epochs: int, seed: int):
     trainer.fit(model, dm)
     test = trainer.test(model, dm, verbose=False)[0]
     return model.eval(), {k: round(float(v), 4) for k, v in test.items() if k.endswith("@10")}
+
+
+def paired(this: dict, base: dict) -> dict:
+    """Per-pair differences of the cited score drop and rank rise against another weighting, over the pairs both
+    kept: mean, its standard error, and the share of pairs where this weighting's drop is larger / smaller."""
+    a, b = this["per_pair"], base["per_pair"]
+    common = sorted(set(a["index"]) & set(b["index"]))
+    out = {"pairs": len(common)}
+    for key in ("score_drop_cited", "rank_rise_cited"):
+        x = dict(zip(a["index"], a[key], strict=True))
+        y = dict(zip(b["index"], b[key], strict=True))
+        diff = np.array([x[i] - y[i] for i in common])
+        out[key] = {
+            "mean_diff": float(diff.mean()),
+            "se": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+            "larger": float((diff > 0).mean()),
+            "smaller": float((diff < 0).mean()),
+        }
+    return out
 
 
 def own_attributes(explainer: Explainer, evidence, cite: int) -> list[Explanation]:
@@ -83,6 +103,11 @@ def measure(name: str, args) -> dict:
             "faithfulness": faithfulness(explainer, evidence, explanations, seen, draws=args.draws, seed=args.seed),
             "personalisation": personalisation(owners, evidence, explanations),
         }
+    for label in VARIANTS:
+        if label != BASE:
+            rows[label]["vs_fixed_50_50"] = paired(rows[label]["faithfulness"], rows[BASE]["faithfulness"])
+    for row in rows.values():
+        row["faithfulness"].pop("per_pair", None)
     naive = own_attributes(explainer, evidence, args.cite)
     rows["baseline: the item's own attributes"] = {"attribute": attribute_precision(explainer, evidence, naive)}
     return {
@@ -113,6 +138,15 @@ def print_table(name: str, result: dict) -> None:
             line += f"{f['rank_rise_cited']:>12.1f}{f['rank_rise_random']:>11.1f}"
             line += f"{p['differ']:>8.3f}{p['attributes_differ']:>10.3f}"
         print(line)
+    for label, row in result["variants"].items():
+        if "vs_fixed_50_50" in row:
+            d = row["vs_fixed_50_50"]
+            s, r = d["score_drop_cited"], d["rank_rise_cited"]
+            print(
+                f"  {label} - fixed 50/50, paired over {d['pairs']} pairs: score drop {s['mean_diff']:+.4f} ± "
+                f"{s['se']:.4f} (larger in {s['larger']:.0%}, smaller in {s['smaller']:.0%}), rank rise "
+                f"{r['mean_diff']:+.1f} ± {r['se']:.1f}"
+            )
 
 
 def main() -> None:

@@ -359,7 +359,7 @@ def faithfulness(
     """Mean drop of the item's score and rise of its rank when every position of the cited history items leaves
     the window, against leaving out as many random positions (`draws` draws each). Ranks are over the catalog with
     the user's other `seen` items masked as `recommend` masks them; pairs whose removal would empty the window are
-    skipped and counted."""
+    skipped and counted. `per_pair` holds each kept pair's index and cited drops, for paired comparisons."""
     rng = np.random.default_rng(seed)
     rows, times, kept = [], [], []
     for b, (e, x) in enumerate(zip(evidence, explanations, strict=True)):
@@ -397,6 +397,7 @@ def faithfulness(
         "rank_rise_random": float(np.mean(rises["random"])),
         "pairs": len(kept),
         "skipped": len(evidence) - len(kept),
+        "per_pair": {"index": kept, "score_drop_cited": drops["cited"], "rank_rise_cited": rises["cited"]},
     }
 
 
