@@ -27,6 +27,7 @@ from lightning_seqrec.data.label_protocol import label_split
 from lightning_seqrec.data.readers import load_dataset, read_sequence_file, read_table
 from lightning_seqrec.data.sequences import Sequences
 from lightning_seqrec.data.splits import Split, make_split
+from lightning_seqrec.data.time_units import check_time_unit, in_seconds
 from lightning_seqrec.data.vocab import ItemVocab
 from lightning_seqrec.errors import DataError, UnknownItemError
 
@@ -42,7 +43,8 @@ class SeqRecDataModule(L.LightningDataModule):
     `path` points at local files instead of the default location or download. The vocabulary is built
     from the items left after filtering; every split shares it. Training sequences are cut into `max_len`
     windows every `window_stride` items (default `max_len`: no overlap), all the way back to each sequence's
-    start with `prefix_windows` (with `window_stride=1`: every prefix a sample); see `train_windows`.
+    start with `prefix_windows` (with `window_stride=1`: every prefix a sample); see `train_windows`. Timestamps
+    become float seconds since the epoch, read in `time_unit` (`auto`, `s`, `ms`, `d`; see `data.time_units`).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class SeqRecDataModule(L.LightningDataModule):
         seed: int = 0,
         timestamps: str = "strict",
         int_ids: Sequence[str] = (),
+        time_unit: str = "auto",
     ):
         super().__init__()
         if max_len < 1:
@@ -77,6 +80,7 @@ class SeqRecDataModule(L.LightningDataModule):
         # a column mapped to None (data.columns.timestamp=null) is one the log does not have
         self.columns = {ours: theirs for ours, theirs in (columns or {}).items() if theirs is not None}
         self.timestamps, self.int_ids = timestamps, list(int_ids)
+        self.time_unit = check_time_unit(time_unit)  # timestamps become seconds: `lightning_seqrec.data.time_units`
         self.max_len, self.window_stride, self.prefix_windows = max_len, window_stride, prefix_windows
         self.split_name, self.split_kwargs = split, dict(split_kwargs or {})
         self.dedupe, self.user_core, self.item_core = dedupe, user_core, item_core
@@ -116,7 +120,7 @@ class SeqRecDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.split is not None:
             return
-        data = self.filtered(self.read())
+        data = in_seconds(self.filtered(self.read()), self.time_unit)
         self.interactions = data
         self.vocab = ItemVocab.from_ids(data.frame["item_id"])
         self.sequences = self.make_sequences(data)

@@ -60,6 +60,11 @@ def _timestamp_values(values: pd.Series, parse_dates: bool) -> tuple[pd.Series, 
     return numbers, missing, ~missing & ~(np.isfinite(numbers.to_numpy()) & (numbers.to_numpy() >= 0))
 
 
+def holds_dates(values: pd.Series, policy: str) -> bool:
+    """Whether `clean_timestamps` reads `values` as dates (which it turns into unix seconds), not as numbers."""
+    return policy == "parse_dates" or pd.api.types.is_datetime64_any_dtype(values)
+
+
 def _describe(value, parse_dates: bool) -> str:
     """Why one invalid timestamp cell is invalid, for the error message."""
     value = value.item() if isinstance(value, np.generic) else value
@@ -187,9 +192,11 @@ class Interactions:
                 "timestamp out of it (data.columns.timestamp=null or ~data.columns.timestamp)."
             )
         renamed = frame.rename(columns={src: dst for dst, src in columns.items()})
+        meta = {}
         if "timestamp" in renamed.columns:
+            meta = {"time_unit": "s"} if holds_dates(renamed["timestamp"], timestamps) else {}
             renamed = clean_timestamps(renamed, policy=timestamps, where=f"Interactions {name!r}")
-        return cls(renamed, items=items, name=name)
+        return cls(renamed, items=items, name=name, meta=meta)
 
     @property
     def has_time(self) -> bool:

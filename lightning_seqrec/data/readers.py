@@ -2,7 +2,8 @@
 
 Every reader returns an `Interactions`, reads plain or gzip files (chosen by the `.gz` suffix) and turns
 malformed input into a `DataError` naming the file, the line, the offending text and the fix. Timestamps are
-integer unix seconds, except RetailRocket's `events.csv`, which keeps its integer milliseconds.
+integer unix seconds, except RetailRocket's `events.csv`, which keeps its integer milliseconds; each reader says its
+unit in `meta["time_unit"]`, which the data module reads to turn them into seconds (`data.time_units`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import pandas as pd
 
 from lightning_seqrec.data.download import download as download_file
 from lightning_seqrec.data.download import extract_zip
-from lightning_seqrec.data.interactions import REQUIRED_COLUMNS, Interactions, clean_timestamps, row_label
+from lightning_seqrec.data.interactions import (
+    REQUIRED_COLUMNS,
+    Interactions,
+    clean_timestamps,
+    holds_dates,
+    row_label,
+)
 from lightning_seqrec.errors import DataError
 
 PathLike = str | os.PathLike[str]
@@ -775,11 +782,12 @@ def read_table(
         frame = _coerce(frame, path, "fill in or drop the rows without user or item", texts=tuple(mapped.values()))
     frame = _int_ids(frame, [mapped[ours] for ours in int_ids], path, text_file)
     time_col = columns.get("timestamp", "timestamp")
+    dates = time_col in frame.columns and holds_dates(frame[time_col], timestamps)
     if time_col in frame.columns:
         lines = (lambda rows: [f"line {n}" for n, _ in _data_lines(path, rows, 1, "utf-8")]) if text_file else None
         frame = clean_timestamps(frame, time_col, timestamps, str(path or "The table"), lines)
     interactions = Interactions.from_frame(frame, columns=columns, items=items, name=name)
-    interactions.meta.update(_meta(path))
+    interactions.meta.update(_meta(path, time_unit="s" if dates else None))
     return interactions
 
 

@@ -33,4 +33,8 @@ def create_input_encoder(name: str, **kwargs):
     return INPUT_ENCODERS.create(name, **kwargs)
 
 
-__all__ = ["INPUT_ENCODERS", "create_input_encoder", "register_input_encoder"]
+from lightning_seqrec.inputs.time_encoder import DualViewTimeEncoder  # noqa: E402  (the built-in encoders)
+
+register_input_encoder("dual_time")(DualViewTimeEncoder)
+
+__all__ = ["INPUT_ENCODERS", "DualViewTimeEncoder", "create_input_encoder", "register_input_encoder"]
