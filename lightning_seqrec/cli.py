@@ -31,6 +31,7 @@ commands:
   finetune    adapt a model to new data     seqrec finetune zoo=sasrec.ce-beauty data=sports
   eval        test metrics of a checkpoint  seqrec eval ckpt=path/to/epoch012.ckpt
   recommend   top-k for a user or history   seqrec recommend ckpt=... user=1 | history=[1,2,3]
+  federated   federated training (Flower)   seqrec federated experiment=fecosr_xmrec
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
 Overrides are Hydra syntax (`seqrec train --help` lists config groups; `--cfg job` prints the config).
@@ -180,11 +181,23 @@ def _history_argument(value, key: str = "history") -> list:
     return history
 
 
+def federated(cfg: DictConfig) -> dict:
+    """`seqrec federated`: federated training, one Flower client per market; prints the last round's test metrics."""
+    from lightning_seqrec.federated.runner import run_federated  # needs the [federated] extra
+
+    summary = run_federated(cfg)
+    last = summary["metrics"][max(summary["metrics"], key=int)]
+    for market, metrics in last.items():
+        _print_metrics(f"market {market}, test:", {k: v for k, v in metrics.items() if k.startswith("test/")})
+    return summary
+
+
 TASKS: dict[str, Callable[[DictConfig], object]] = {
     "train": train,
     "finetune": finetune,
     "eval": evaluate,
     "recommend": recommend,
+    "federated": federated,
 }
 
 

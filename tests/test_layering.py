@@ -14,7 +14,7 @@ ROOTS = {PACKAGE: REPO / "lightning_seqrec", f"{PACKAGE}.callbacks": REPO / "cal
 LOW_ROOMS = ("errors", "version", "batch", "integrity", "registry", "inputs", "backbones", "data", "metrics", "objectives", "optim")
 """Rooms below the LightningModule: they may not import the module, the loaders or anything above them."""
 UPPER = ("modules", "checkpoint", "hub", "finetune", "zoo", "run", "retrieval", "embeddings", "cli", "callbacks")
-UPPER += ("explain",)
+UPPER += ("explain", "federated")
 
 
 def module_files() -> dict[str, Path]:

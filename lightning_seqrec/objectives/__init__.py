@@ -14,8 +14,10 @@ from lightning_seqrec.objectives.embedding_losses import (
     WeightedCosineLoss,
 )
 from lightning_seqrec.objectives.next_item import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
+from lightning_seqrec.objectives.semantic_ce import SemanticSoftCE
 from lightning_seqrec.objectives.view import ModelView
 
 __all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "ModelView", "Objective", "SampledSoftmax"]
 __all__ += ["CL4SRec", "InBatchInfoNCE", "RelativeContrastive", "SupervisedContrastive"]
 __all__ += ["CosineEmbeddingLoss", "EmbeddingCrossEntropy", "WeightedCosineLoss"]
+__all__ += ["SemanticSoftCE"]
