@@ -3,13 +3,14 @@
 from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.data import Interactions, ItemVocab, SeqRecDataModule
 from lightning_seqrec.finetune import FreezeBackbone, adapt_to_data
-from lightning_seqrec.modules import GRU4Rec, LRURec, LSTMRec, SASRec, SeqRecModule
+from lightning_seqrec.modules import TMEPSR, GRU4Rec, LRURec, LSTMRec, SASRec, SeqRecModule
 from lightning_seqrec.version import __version__
 
 __all__ = [
     "FreezeBackbone",
     "GRU4Rec",
     "LRURec",
+    "TMEPSR",
     "Interactions",
     "ItemVocab",
     "LSTMRec",

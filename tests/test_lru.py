@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_chain_datamodule, quiet_trainer
 
-from lightning_seqrec import LRURec
+from lightning_seqrec import TMEPSR, LRURec
 from lightning_seqrec.backbones.lru import LRUBackbone, linear_scan, ring_init
 from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.errors import ConfigError
@@ -142,3 +142,24 @@ def test_checkpoint_round_trip_keeps_the_interests(trained):
     histories = [dm.user_history(user)[-5:] for user in dm.sequences.users[:4]]
     assert loaded.num_interests == 4 and loaded.architecture["backbone"] == "lru"
     torch.testing.assert_close(loaded.score_histories(histories), module.score_histories(histories))
+
+
+def test_tme_psr_trains_recommends_with_time_and_steps_in_o1(tmp_path):
+    """TMEPSR (multihead LRU + dual-view time encoder) on the chain log with timestamps: it trains, refuses a history
+    without times in one line, and stepping encoder and LRU event by event scores as the whole timed history."""
+    torch.manual_seed(0)
+    dm = make_chain_datamodule()
+    module = TMEPSR(dm.num_items, embedding_dim=16, max_len=dm.max_len, dropout=0.1)
+    assert module.uses_time and module.num_interests == 4 and module.architecture["input_encoder"] == "dual_time"
+    quiet_trainer(max_epochs=1).fit(module, dm)
+    user = dm.sequences.users[0]
+    history, times = dm.user_history(user)[-6:], dm.user_times(user)[-6:]
+    with pytest.raises(ConfigError, match="reads timestamps") as refused:
+        module.recommend([history], k=3)
+    assert "\n" not in str(refused.value)
+    assert len(module.recommend([history], k=3, timestamps=[times])[0]) == 3
+    state = None
+    for item, time in zip(history, times, strict=True):
+        state, scores = module.step_state(state, item, time)
+    expected = module.score_histories([history], exclude_seen=False, timestamps=[times])
+    torch.testing.assert_close(scores, expected, atol=1e-4, rtol=1e-4)

@@ -13,6 +13,7 @@ Optional, so that `SeqRecModule.step_state` can fold one event into a user's sta
     init_state(batch_size) -> state
     step(state, embedding [B, d], timestamp [B] | None) -> (state, embedding [B, d])
 
+The constructor takes `embedding_dim` (the module passes its own) and keyword arguments with defaults.
 A `SeqRecModule(input_encoder="name", input_encoder_kwargs={...})` builds a registered encoder by name (registered
 with `register_input_encoder`; plugins as for backbones, entry-point group `lightning_seqrec.input_encoders`).
 """

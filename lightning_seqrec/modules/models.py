@@ -74,6 +74,16 @@ LRURec = backbone_module(
     "LRURec: linear recurrent units, a parallel scan in training and O(1) steps at inference (Yue et al., WSDM 2024); "
     "num_heads > 1 gives the multihead LRU of TME-PSR's sub-interests.",
 )
+TMEPSR = backbone_module(
+    "TMEPSR",
+    "lru",
+    "TME-PSR (our build from the paper's abstract): a multihead LRU whose heads are sub-interests, each item scored by "
+    "its best-matching interest, over item embeddings fused with the dual-view gated time encoder (`position` gate). "
+    "Explanations come from `lightning_seqrec.explain.Explainer`.",
+    num_heads=4,
+    interests="max",
+    input_encoder="dual_time",
+)
 GRU4Rec = backbone_module(
     "GRU4Rec", "gru4rec", "GRU4Rec: a recurrent encoder of the session / user sequence (Hidasi et al., ICLR 2016)."
 )

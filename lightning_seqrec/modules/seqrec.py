@@ -96,7 +96,9 @@ class SeqRecModule(L.LightningModule):
         self.item_embedding.weight.requires_grad_(not freeze_embeddings)
         self.backbone = create_backbone(backbone, **self.architecture["backbone_kwargs"])
         self.input_encoder = (
-            None if input_encoder is None else create_input_encoder(input_encoder, **(input_encoder_kwargs or {}))
+            None
+            if input_encoder is None
+            else create_input_encoder(input_encoder, **{"embedding_dim": embedding_dim, **(input_encoder_kwargs or {})})
         )
         self.num_interests = int(getattr(self.backbone, "num_interests", 1))  # H vectors per hidden state
         objectives = dict(objectives) if objectives is not None else {"ce": FullCrossEntropy()}
