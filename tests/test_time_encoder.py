@@ -290,3 +290,13 @@ def test_retailrocket_milliseconds_arrive_as_seconds():
     assert raw.meta["time_unit"] == "ms" and dm.interactions.meta["source_time_unit"] == "ms"
     expected = np.sort(raw.frame["timestamp"].to_numpy() / 1000.0)
     assert np.allclose(np.sort(dm.sequences.times), expected) and dm.sequences.times.max() < 2e9
+
+
+@pytest.mark.parametrize("time_unit", ["auto", "ms"])
+def test_a_table_in_milliseconds_through_the_data_config_arrives_as_seconds(tmp_path, time_unit):
+    day_log("ms").to_csv(tmp_path / "events.csv", index=False)
+    overrides = ["data=table", f"data.path={tmp_path / 'events.csv'}", "data.columns.user_id=user",
+                 "data.columns.item_id=item", "data.columns.timestamp=ts", f"data.time_unit={time_unit}"]  # fmt: skip
+    dm = instantiate(compose("train", overrides).data)
+    dm.setup()
+    assert np.array_equal(dm.sequences.times, seconds_of("s").sequences.times)

@@ -10,6 +10,7 @@ what `forward` gives at every position.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -29,7 +30,7 @@ TEN_YEARS = 3650 * DAY
 def log_bucket(value: torch.Tensor, clip: float, num_buckets: int) -> torch.Tensor:
     """Buckets 3..num_buckets-1 of a duration `value > 0`, uniform in log1p(value) over (0, clip]; longer ones fall
     into the last bucket."""
-    scaled = torch.log1p(value.clamp(max=clip)) / torch.log1p(torch.tensor(clip, dtype=value.dtype))
+    scaled = torch.log1p(value.clamp(max=clip)) / math.log1p(clip)
     return TIE + 1 + (scaled * (num_buckets - TIE - 2)).floor().long().clamp(0, num_buckets - TIE - 2)
 
 
