@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from flwr.app import Context, RecordDict
+from flwr.clientapp import ClientApp
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_seqrec.errors import ConfigError
@@ -27,6 +28,16 @@ def resolved(cfg: DictConfig) -> dict:
     }
 
 
+def run_local(config_file: Path, client_app: ClientApp, num_nodes: int) -> LocalGrid:
+    """Run the ServerApp on a `LocalGrid` of `client_app` nodes; the grid keeps every message sent and received."""
+    grid = LocalGrid(client_app, num_nodes)
+    context = Context(
+        run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={"config-file": str(config_file)}
+    )
+    server.main(grid, context)
+    return grid
+
+
 def run_federated(cfg: DictConfig) -> dict:
     """Run the federation the config describes; the summary is also in `<output_dir>/federated_result.json`."""
     plain = resolved(cfg)
@@ -35,11 +46,7 @@ def run_federated(cfg: DictConfig) -> dict:
         raise ConfigError(f"federation.engine={engine!r} is not valid; use one of {', '.join(ENGINES)}.")
     path = write_config(plain, Path(plain["output_dir"]))
     if engine == "local":
-        grid = LocalGrid(client.app, len(markets))
-        server.main(
-            grid,
-            Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={"config-file": str(path)}),
-        )
+        run_local(path, client.app, len(markets))
     else:
         from flwr.simulation import run_simulation
 
