@@ -28,7 +28,7 @@ SHIPPED = {
     for objective in ("ce", "rcl")
     for data in ("beauty", "sports", "toys", "yelp", "ml-1m")
 } | {"gru4rec.ce-beauty", "gru4rec.ce-ml-1m", "lstm.w2v-ce-retailrocket", "lstm.w2v-ce-beauty-last"}
-SHIPPED |= {"lru.ce-ml-latest-small", "lru.ce-ml-1m", "tmepsr.ml-latest-small"}
+SHIPPED |= {"lru.ce-ml-latest-small", "lru.ce-ml-1m", "tmepsr.ce-ml-latest-small"}
 DATA_TARGETS = {
     "beauty": "AmazonBeauty",
     "sports": "AmazonSports",
