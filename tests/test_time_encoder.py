@@ -15,7 +15,7 @@ import torch
 from conftest import chain_interactions_of, quiet_trainer, require_shared, tiny_sasrec
 from hydra.utils import instantiate
 
-from lightning_seqrec import GRU4Rec, Interactions, SeqRecDataModule
+from lightning_seqrec import GRU4Rec, Interactions, LRURec, SeqRecDataModule
 from lightning_seqrec.data import load_dataset
 from lightning_seqrec.errors import ConfigError, DataError
 from lightning_seqrec.inputs import DualViewTimeEncoder, create_input_encoder
@@ -185,13 +185,15 @@ def test_time_aware_models_train_evaluate_and_recommend_with_timestamps(make):
     assert "\n" not in str(refused.value)
 
 
-@pytest.mark.parametrize("gating", GATINGS)
-def test_gru4rec_step_state_through_a_history_equals_score_histories(gating):
+@pytest.mark.parametrize("recurrent, gating", [*(("gru4rec", g) for g in GATINGS), ("lru", "user")])
+def test_recurrent_step_state_through_a_history_equals_score_histories(recurrent, gating):
     dm = timed_chain_datamodule()
     L.seed_everything(0)
-    kwargs = {"embedding_dim": 8, "gating": gating}
-    module = GRU4Rec(dm.num_items, embedding_dim=8, hidden_dim=8, max_len=dm.max_len, dropout=0.0,
-                     input_encoder="dual_time", input_encoder_kwargs=kwargs)  # fmt: skip
+    encoding = {"input_encoder": "dual_time", "input_encoder_kwargs": {"embedding_dim": 8, "gating": gating}}
+    if recurrent == "gru4rec":
+        module = GRU4Rec(dm.num_items, embedding_dim=8, hidden_dim=8, max_len=dm.max_len, dropout=0.0, **encoding)
+    else:
+        module = LRURec(dm.num_items, embedding_dim=8, max_len=dm.max_len, dropout=0.0, **encoding)
     module.attach_data(dm)
     user = dm.sequences.users[3]
     history, times = dm.user_history(user)[: dm.max_len], dm.user_times(user)[: dm.max_len]
