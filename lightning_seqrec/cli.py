@@ -31,6 +31,8 @@ commands:
   finetune    adapt a model to new data     seqrec finetune zoo=sasrec.ce-beauty data=sports
   eval        test metrics of a checkpoint  seqrec eval ckpt=path/to/epoch012.ckpt
   recommend   top-k for a user or history   seqrec recommend ckpt=... user=1 | history=[1,2,3]
+  serve       HTTP recommendation service  seqrec serve model=sasrec.ce-beauty port=8000
+  export      encoder to ONNX/TorchScript  seqrec export zoo=sasrec.ce-beauty format=onnx out=exported/
   federated   federated training (Flower)   seqrec federated experiment=fecosr_xmrec
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
@@ -121,7 +123,15 @@ def _checkpoint_data(cfg: DictConfig, module):
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Full-ranking metrics of a checkpoint on its data's test (or validation) split."""
+    """Full-ranking metrics of a checkpoint on its data's test (or validation) split, or (`predictions=FILE`) of
+    another library's top-k lists against that split."""
+    if cfg.get("predictions") is not None:
+        return evaluate_predictions(cfg)
+    if cfg.ckpt is None:
+        raise ConfigError(
+            "ckpt is required and has no value; pass ckpt=<path to a .ckpt file> "
+            "(or predictions=<file> data=<dataset>)."
+        )
     module = load_checkpoint(cfg.ckpt)
     if cfg.mask_seen is not None:
         module.mask_seen = bool(cfg.mask_seen)
@@ -133,6 +143,74 @@ def evaluate(cfg: DictConfig) -> dict:
         results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     _print_metrics(f"{cfg.split} metrics of {cfg.ckpt}:", results)
     return results
+
+
+def evaluate_predictions(cfg: DictConfig) -> dict:
+    """`seqrec eval predictions=FILE data=...` (or `ckpt=` for the checkpoint's data): another library's top-k lists
+    scored by our metrics against our split, with counts of what did not match (`lightning_seqrec.external_eval`)."""
+    from lightning_seqrec.external_eval import evaluate_predictions as score_file
+    from lightning_seqrec.external_eval import read_predictions
+
+    predictions = read_predictions(cfg.predictions)
+    if cfg.get("ckpt") is not None:
+        module = load_checkpoint(cfg.ckpt)
+        datamodule, ks = _checkpoint_data(cfg, module), module.eval_ks
+    elif cfg.get("data") and "_target_" in cfg.data:
+        datamodule, ks = instantiate(cfg.data), tuple(cfg.ks)
+        datamodule.setup("fit")
+    else:
+        raise ConfigError("predictions= needs the data to score against: pass data=<dataset> (and data.path=...).")
+    mask_seen = True if cfg.mask_seen is None else bool(cfg.mask_seen)
+    result = score_file(predictions, datamodule, cfg.split, ks, mask_seen=mask_seen)
+    _print_metrics(f"{cfg.split} metrics of {cfg.predictions} (mask_seen={mask_seen}):", result.metrics)
+    print("\n" + "\n".join(f"  {name}: {count}" for name, count in result.counts.items()))
+    return result.metrics
+
+
+def serve(cfg: DictConfig) -> None:
+    """`seqrec serve model=...`: the HTTP service of `lightning_seqrec.serve` on host:port until Ctrl-C / SIGTERM."""
+    try:
+        from lightning_seqrec.serve import load_model
+        from lightning_seqrec.serve.app import Limits, bind, create_app, run_server
+    except ImportError as err:
+        raise ConfigError(
+            f"seqrec serve needs the [serve] extra ({err}); pip install 'lightning-seqrec[serve]'."
+        ) from err
+    module, metrics = load_model(str(cfg.model))
+    limits = Limits(**OmegaConf.to_container(cfg.limits, resolve=True))
+    index_kwargs = OmegaConf.to_container(cfg.index_kwargs, resolve=True) or {}
+    app = create_app(
+        module,
+        name=str(cfg.model),
+        metrics=metrics,
+        index=cfg.index,
+        index_kwargs=index_kwargs,
+        limits=limits,
+        state_file=cfg.state_file,
+    )
+    sock = bind(cfg.host, cfg.port)
+    print(f"serving {cfg.model} on http://{cfg.host}:{sock.getsockname()[1]}", flush=True)
+    run_server(app, [sock], log_level=cfg.log_level)
+
+
+def export(cfg: DictConfig) -> dict:
+    """`seqrec export ckpt=...|zoo=... format=onnx|torchscript out=DIR`: the encoder graph and what serves it."""
+    from lightning_seqrec.export import export as export_model
+    from lightning_seqrec.finetune import load_source
+
+    if (cfg.ckpt is None) == (cfg.zoo is None):
+        raise ConfigError("Pass exactly one of ckpt=<.ckpt file> or zoo=<zoo name | local-dir:PATH | hf-hub:ORG/REPO>.")
+    module = load_source(str(cfg.ckpt if cfg.ckpt is not None else cfg.zoo))
+    manifest = export_model(
+        module, cfg.out, fmt=cfg.format, output=cfg.output, k=cfg.k, exclude_seen=cfg.exclude_seen, index=cfg.index
+    )
+    parity = manifest["parity"]
+    print(
+        f"exported {manifest['backbone']} to {cfg.out}/{manifest['graph']} ({cfg.format}, output={cfg.output}); "
+        f"largest score difference to PyTorch {parity['max_abs_score_error']:.2e}, same top-{parity['top']}: "
+        f"{parity['same_top']}"
+    )
+    return manifest
 
 
 def recommend(cfg: DictConfig) -> list:
@@ -198,6 +276,8 @@ TASKS: dict[str, Callable[[DictConfig], object]] = {
     "eval": evaluate,
     "recommend": recommend,
     "federated": federated,
+    "serve": serve,
+    "export": export,
 }
 
 
@@ -243,6 +323,8 @@ REQUIRED_VALUES = {
     "ckpt": "ckpt=<path to a .ckpt file>",
     "zoo": "zoo=<zoo name (seqrec zoo list), hf-hub:ORG/REPO, a Hub folder or a .ckpt file>",
     "data.path": "data.path=<the data file (or folder) to read>",
+    "model": "model=<zoo name, local-dir:PATH, hf-hub:ORG/REPO or a .ckpt file>",
+    "out": "out=<folder to write the exported model into>",
 }
 """How to pass each value a config leaves required (`???`); any other is named with `KEY=<value>`."""
 
