@@ -358,4 +358,20 @@ class LabelPredictionDataModule(SeqRecDataModule):
         return torch.from_numpy(np.bincount(labels, minlength=self.vocab.size))
 
 
-XMRec = _dataset_module("XMRec", "xmrec", "XMRec Electronics markets; users are market-qualified.")
+class XMRec(SeqRecDataModule):
+    """XMRec Electronics markets; users are market-qualified. `markets` (e.g. `["de"]`, `+data.markets=[de]` on the
+    command line) keeps only those markets' rows, so one market trains and ranks over its own catalog."""
+
+    def __init__(self, path: str | None = None, markets: Sequence[str] | None = None, **kwargs):
+        super().__init__(dataset="xmrec", path=path, **kwargs)
+        self.markets = list(markets) if markets is not None else None
+
+    def read(self) -> Interactions:
+        data = super().read()
+        if self.markets is None:
+            return data
+        present = set(data.frame["market"].unique())
+        missing = sorted(set(self.markets) - present)
+        if missing:
+            raise DataError(f"XMRec market(s) {missing} are not in the data; data.markets may hold {sorted(present)}.")
+        return data.replace(data.frame[data.frame["market"].isin(self.markets)])

@@ -13,46 +13,30 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lightning_seqrec.data import SeqRecDataModule
-from lightning_seqrec.data.interactions import Interactions
-from lightning_seqrec.data.readers import load_dataset
-from lightning_seqrec.errors import ConfigError, DataError
+from lightning_seqrec.data import XMRec
+from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.run import instantiate_dict
 
 CONFIG_ENV = "SEQREC_FEDERATED_CONFIG"
 """Environment variable naming the run's config JSON, where Flower's run config has no `config-file`."""
 
 
-@lru_cache(maxsize=2)
-def pooled_log(path: str | None) -> Interactions:
-    """All XMRec markets as one log with a `market` column (read once per process)."""
-    return load_dataset("xmrec", path=path)
-
-
-def market_log(path: str | None, market: str) -> Interactions:
-    """One market's interactions (market-qualified users, shared ASINs)."""
-    pooled = pooled_log(path)
-    frame = pooled.frame[pooled.frame["market"] == market]
-    if frame.empty:
-        known = sorted(pooled.frame["market"].unique())
-        raise DataError(f"Market {market!r} is not in the XMRec data; federation.markets may hold {known}.")
-    return pooled.replace(frame)
-
-
 def catalogs(data: Mapping) -> dict[str, list]:
     """Each configured market's item IDs: the public product catalogs the shared index is built from."""
-    return {m: market_log(data["path"], m).frame["item_id"].unique().tolist() for m in data["markets"]}
+    frame = XMRec(path=data["path"], markets=data["markets"]).read().frame
+    return {m: frame.loc[frame["market"] == m, "item_id"].unique().tolist() for m in data["markets"]}
 
 
 @lru_cache(maxsize=8)
-def _market_datamodule(path, market: str, settings: str) -> SeqRecDataModule:
-    datamodule = SeqRecDataModule(market_log(path, market), **json.loads(settings))
+def _market_datamodule(path, market: str, settings: str) -> XMRec:
+    datamodule = XMRec(path=path, markets=[market], **json.loads(settings))
     datamodule.setup("fit")
     return datamodule
 
 
-def market_datamodule(data: Mapping, market: str) -> SeqRecDataModule:
-    """The set-up DataModule of one market: per-user leave-one-out by date, full ranking over its catalog."""
+def market_datamodule(data: Mapping, market: str) -> XMRec:
+    """The set-up DataModule of one market (cached per process): per-user leave-one-out by date, full ranking over
+    that market's catalog, seen items masked by the model."""
     keys = ("max_len", "batch_size", "eval_batch_size", "seed")
     return _market_datamodule(data["path"], market, json.dumps({k: data[k] for k in keys}))
 
