@@ -14,12 +14,10 @@ from pathlib import Path
 import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from lightning_seqrec.checkpoint import SafeCheckpointIO, read_checkpoint
+from lightning_seqrec.checkpoint import read_checkpoint
 from lightning_seqrec.errors import ConfigError
-from lightning_seqrec.federated.markets import build_module, market_datamodule
+from lightning_seqrec.federated.markets import LOCAL_FIT, build_module, local_trainer, market_datamodule
 from lightning_seqrec.federated.proximal import ProximalTerm
 from lightning_seqrec.federated.records import from_record, to_record
 from lightning_seqrec.federated.shared import ITEM_COUNTS, SharedPart
@@ -55,10 +53,6 @@ class MarketClient:
             self.module.load_state_dict(read_checkpoint(self.local)["state_dict"])
         self.part.load(self.module, self.received)
 
-    def trainer(self, **settings):
-        quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-        return instantiate(OmegaConf.create(self.cfg["trainer"]), **quiet, plugins=[SafeCheckpointIO()], **settings)
-
     def train(self) -> RecordDict:
         """Train this round's local epochs from the resumed local run; reply with the shared part."""
         epochs = int(self.cfg["federation"]["local_epochs"]) * int(self.config["server-round"])
@@ -74,7 +68,7 @@ class MarketClient:
             checkpoint["state_dict"] = self.module.state_dict()
             resume = self.folder / "resume.ckpt"
             torch.save(checkpoint, resume)
-        trainer = self.trainer(max_epochs=epochs, limit_val_batches=0, num_sanity_val_steps=0, callbacks=callbacks)
+        trainer = local_trainer(self.cfg, max_epochs=epochs, callbacks=callbacks, **LOCAL_FIT)
         trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=resume, weights_only=True)
         trainer.save_checkpoint(self.local)
         arrays = self.part.arrays(self.module, self.received)
@@ -86,7 +80,7 @@ class MarketClient:
 
     def evaluate(self) -> RecordDict:
         """Validation and test metrics of the market's model (global shared part + local rows)."""
-        trainer = self.trainer()
+        trainer = local_trainer(self.cfg)
         scores = trainer.validate(self.module, datamodule=self.datamodule, verbose=False)[0]
         scores |= trainer.test(self.module, datamodule=self.datamodule, verbose=False)[0]
         ks = self.cfg["model"]["eval_ks"]

@@ -13,6 +13,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from lightning_seqrec.checkpoint import SafeCheckpointIO
 from lightning_seqrec.data import XMRec
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.run import instantiate_dict
@@ -50,6 +51,17 @@ def build_module(cfg: Mapping, num_items: int):
         objectives=instantiate_dict(OmegaConf.create(cfg["objective"])),
         _convert_="all",
     )
+
+
+LOCAL_FIT = {"limit_val_batches": 0, "num_sanity_val_steps": 0}
+"""Trainer settings of local training in a round: no validation (clients evaluate when the server asks)."""
+
+
+def local_trainer(cfg: Mapping, **settings):
+    """A market's Lightning Trainer from the configured one: no logger, checkpoints or progress bar, resume and
+    checkpoints read through `SafeCheckpointIO`; `settings` on top (epochs, callbacks, strategy)."""
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    return instantiate(OmegaConf.create(cfg["trainer"]), **quiet, plugins=[SafeCheckpointIO()], **settings)
 
 
 def write_config(cfg: Mapping, folder: Path) -> Path:

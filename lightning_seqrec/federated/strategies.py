@@ -77,17 +77,22 @@ class RecordedFedProx(Recorded, FedProx):
     """FedProx: FedAvg on the server; clients add mu/2 · ||w - w_global||² (`ProximalTerm`)."""
 
 
+def fedavg(replies: list[Mapping[str, np.ndarray]], examples: list[float]) -> dict[str, np.ndarray]:
+    """Flower's FedAvg average, term by term in reply order: `sum_k a_k * (n_k / sum n)`."""
+    total, merged = sum(examples), {}
+    for reply, n in zip(replies, examples, strict=True):
+        for key, value in reply.items():
+            merged[key] = value * (n / total) if key not in merged else merged[key] + value * (n / total)
+    return merged
+
+
 def shared_rows_average(
     replies: list[Mapping[str, np.ndarray]], examples: list[float], previous: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """The backbone averaged by `examples`; each shared row averaged by the markets' interaction counts for that
-    item (`ITEM_COUNTS`), a row no replying market has interactions for keeping its `previous` value."""
-    total = sum(examples)
-    merged = {
-        key: sum(reply[key] * (n / total) for reply, n in zip(replies, examples, strict=True))
-        for key in replies[0]
-        if key not in (SHARED_ROWS, ITEM_COUNTS)
-    }
+    """The backbone averaged by `examples` (`fedavg`); each shared row averaged by the markets' interaction counts
+    for that item (`ITEM_COUNTS`), a row no replying market has interactions for keeping its `previous` value."""
+    rows = (SHARED_ROWS, ITEM_COUNTS)
+    merged = fedavg([{k: v for k, v in reply.items() if k not in rows} for reply in replies], examples)
     counts = np.stack([reply[ITEM_COUNTS] for reply in replies])  # [K, S]
     tables = np.stack([reply[SHARED_ROWS] for reply in replies])  # [K, S, d]
     weight = counts.sum(0)
