@@ -41,6 +41,15 @@ def test_wheel_contains_callbacks_configs_and_embedded_data(wheel_install):
     assert "redistribute" in (embedded / "README.txt").read_text(encoding="utf-8", errors="replace")
 
 
+def test_wheel_carries_every_module_of_the_source_tree(wheel_install):
+    """A subpackage missing from pyproject's `packages` list would import in the checkout and not once installed."""
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "lightning_seqrec").rglob("*.py")}
+    source |= {f"lightning_seqrec/callbacks/{p.name}" for p in (REPO / "callbacks").glob("*.py")}
+    installed = {p.relative_to(wheel_install).as_posix() for p in (wheel_install / "lightning_seqrec").rglob("*.py")}
+    missing = sorted(source - installed)
+    assert not missing, f"not in the wheel (add their packages to pyproject.toml): {missing}"
+
+
 def test_installed_cli_finds_its_configs(wheel_install, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(wheel_install)}
     code = (

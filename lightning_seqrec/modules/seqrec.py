@@ -343,8 +343,8 @@ class SeqRecModule(L.LightningModule):
         timestamps, which a backbone that reads time refuses."""
         if timestamps is None and self.uses_time:
             raise ConfigError(
-                f"This model's backbone {self.architecture['backbone']!r} reads timestamps: pass timestamps=[[t, ...], "
-                "...] with one per item of each history (times=[...] with history=[...] in `seqrec recommend`)."
+                f"{self._time_reader()} of this model reads timestamps: pass timestamps=[[t, ...], ...] with one per "
+                "item of each history (times=[...] with history=[...] in `seqrec recommend`)."
             )
         if timestamps is not None and isinstance(histories, Iterable) and not isinstance(histories, (str, bytes)):
             histories = [
