@@ -176,12 +176,12 @@ def serve(cfg: DictConfig) -> None:
         raise ConfigError(
             f"seqrec serve needs the [serve] extra ({err}); pip install 'lightning-seqrec[serve]'."
         ) from err
-    module, metrics = load_model(str(cfg.model))
+    module, metrics = load_model(str(cfg.model_spec))
     limits = Limits(**OmegaConf.to_container(cfg.limits, resolve=True))
     index_kwargs = OmegaConf.to_container(cfg.index_kwargs, resolve=True) or {}
     app = create_app(
         module,
-        name=str(cfg.model),
+        name=str(cfg.model_spec),
         metrics=metrics,
         index=cfg.index,
         index_kwargs=index_kwargs,
@@ -189,7 +189,7 @@ def serve(cfg: DictConfig) -> None:
         state_file=cfg.state_file,
     )
     sock = bind(cfg.host, cfg.port)
-    print(f"serving {cfg.model} on http://{cfg.host}:{sock.getsockname()[1]}", flush=True)
+    print(f"serving {cfg.model_spec} on http://{cfg.host}:{sock.getsockname()[1]}", flush=True)
     run_server(app, [sock], log_level=cfg.log_level)
 
 
@@ -323,7 +323,7 @@ REQUIRED_VALUES = {
     "ckpt": "ckpt=<path to a .ckpt file>",
     "zoo": "zoo=<zoo name (seqrec zoo list), hf-hub:ORG/REPO, a Hub folder or a .ckpt file>",
     "data.path": "data.path=<the data file (or folder) to read>",
-    "model": "model=<zoo name, local-dir:PATH, hf-hub:ORG/REPO or a .ckpt file>",
+    "model_spec": "model=<zoo name, local-dir:PATH, hf-hub:ORG/REPO or a .ckpt file>",
     "out": "out=<folder to write the exported model into>",
 }
 """How to pass each value a config leaves required (`???`); any other is named with `KEY=<value>`."""
@@ -444,6 +444,8 @@ def main(argv: list[str] | None = None) -> None:
     if command not in TASKS:
         print(f"seqrec: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         sys.exit(2)
+    if command == "serve":  # `model=` names the model to serve (key model_spec), not training's `model` config group
+        overrides = ["model_spec=" + o.removeprefix("model=") if o.startswith("model=") else o for o in overrides]
     sys.argv = [f"seqrec-{command}", *overrides]
     hydra.main(config_path="pkg://lightning_seqrec.configs", config_name=command, version_base="1.3")(
         _reporting(TASKS[command])
