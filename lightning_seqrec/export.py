@@ -33,6 +33,8 @@ FORMATS = ("onnx", "torchscript")
 OUTPUTS = ("hidden", "topk")
 GRAPH_FILES = {"onnx": "encoder.onnx", "torchscript": "encoder.pt"}
 OPSET = 17
+PARITY_TOLERANCE = 1e-4
+"""The largest score difference to the PyTorch module an export may have; past it the export is refused."""
 BOOL_SCALAR_TYPE = 11
 """torch's ScalarType code of bool, as the ONNX exporter passes dtypes to symbolic functions."""
 
@@ -176,7 +178,8 @@ def run_graph(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...]) -> list[np
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
         return session.run(None, feed)
-    result = torch.jit.load(str(path))(*inputs)
+    with torch.no_grad():
+        result = torch.jit.load(str(path))(*inputs)
     return [t.numpy() for t in (result if isinstance(result, tuple) else (result,))]
 
 
@@ -204,6 +207,13 @@ def export(
         example = probe_inputs(module, batch=2)
         write_graph(graph, example, fmt, out / GRAPH_FILES[fmt])
         parity = measure_parity(graph, out / GRAPH_FILES[fmt], fmt)
+    if parity["max_abs_score_error"] > PARITY_TOLERANCE or not parity["same_top"]:
+        raise ConfigError(
+            f"backbone {module.architecture['backbone']!r} cannot be exported to {fmt} faithfully: the traced graph "
+            f"scores differ from PyTorch's by up to {parity['max_abs_score_error']:.2e} (same top-{parity['top']}: "
+            f"{parity['same_top']}) on other batch sizes or lengths than the traced one; its forward pass depends on "
+            "Python-side values the tracer fixes."
+        )
     table = module.item_embedding.weight.detach().contiguous()
     safetensors.torch.save_file({"items": table}, str(out / "items.safetensors"))
     if index is not None:
