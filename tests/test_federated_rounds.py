@@ -3,12 +3,10 @@ seeds and schedule (2 rounds of 1 local epoch, FedAvg): the global shared part a
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 import torch
-from federated_helpers import MARKETS  # sets FLWR_* before flwr loads
+from federated_helpers import MARKETS, free_port  # sets FLWR_* before flwr loads
 
 pytest.importorskip("flwr", reason="the federated tests need the [federated] extra: pip install -e '.[federated]'")
 
@@ -21,12 +19,6 @@ from lightning_seqrec.federated.markets import catalogs, market_datamodule  # no
 from lightning_seqrec.federated.rounds import fit_market  # noqa: E402
 from lightning_seqrec.federated.server import GLOBAL_FILE, initial_arrays  # noqa: E402
 from lightning_seqrec.federated.shared import shared_items  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _market_process(rank: int, cfg: dict, items: list, port: int, folder: str) -> None:
