@@ -15,6 +15,7 @@ LOW_ROOMS = ("errors", "version", "batch", "integrity", "registry", "inputs", "b
 """Rooms below the LightningModule: they may not import the module, the loaders or anything above them."""
 UPPER = ("modules", "checkpoint", "hub", "finetune", "zoo", "run", "retrieval", "embeddings", "cli", "callbacks")
 UPPER += ("explain", "federated")
+UPPER += ("serve", "export", "external_eval")
 
 
 def module_files() -> dict[str, Path]:
