@@ -10,11 +10,14 @@ from pathlib import Path
 from flwr.app import Context, RecordDict
 from flwr.clientapp import ClientApp
 from omegaconf import DictConfig, OmegaConf
+from safetensors.numpy import load_file
 
+from lightning_seqrec.checkpoint import read_checkpoint
 from lightning_seqrec.errors import ConfigError
 from lightning_seqrec.federated import client, server
 from lightning_seqrec.federated.local_grid import LocalGrid
-from lightning_seqrec.federated.markets import CONFIG_ENV, write_config
+from lightning_seqrec.federated.markets import CONFIG_ENV, build_module, catalogs, market_datamodule, write_config
+from lightning_seqrec.federated.shared import SharedPart, shared_items
 
 ENGINES = ("simulation", "local")
 
@@ -58,3 +61,14 @@ def run_federated(cfg: DictConfig) -> dict:
     if not result.is_file():
         raise ConfigError(f"The federated run wrote no {result}; its log above says why.")
     return json.loads(result.read_text())
+
+
+def market_model(plain: dict, market: str):
+    """One market's model after a finished run (its `local.ckpt` with the final global shared part) and its data."""
+    datamodule = market_datamodule(plain["data"], market)
+    module = build_module(plain, datamodule.num_items)
+    module.load_state_dict(read_checkpoint(Path(plain["output_dir"], "clients", market, "local.ckpt"))["state_dict"])
+    items = shared_items(catalogs(plain["data"]))
+    SharedPart(items, datamodule.vocab).load(module, load_file(str(Path(plain["output_dir"], server.GLOBAL_FILE))))
+    module.attach_data(datamodule)
+    return module, datamodule
