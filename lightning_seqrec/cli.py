@@ -171,11 +171,12 @@ def serve(cfg: DictConfig) -> None:
     """`seqrec serve model=...`: the HTTP service of `lightning_seqrec.serve` on host:port until Ctrl-C / SIGTERM."""
     try:
         from lightning_seqrec.serve import load_model
-        from lightning_seqrec.serve.app import Limits, bind, create_app, run_server
+        from lightning_seqrec.serve.app import Limits, bind, create_app, run_server, set_threads
     except ImportError as err:
         raise ConfigError(
             f"seqrec serve needs the [serve] extra ({err}); pip install 'lightning-seqrec[serve]'."
         ) from err
+    set_threads(cfg.threads)
     module, metrics = load_model(str(cfg.model_spec))
     limits = Limits(**OmegaConf.to_container(cfg.limits, resolve=True))
     index_kwargs = OmegaConf.to_container(cfg.index_kwargs, resolve=True) or {}
