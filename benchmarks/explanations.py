@@ -10,12 +10,13 @@ precision, faithfulness and personalisation (definitions in the README, code in 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
 import numpy as np
 import torch
-from _common import use_shared_data, write_json
+from _common import REPO, RESULTS, use_shared_data, write_json
 
 from lightning_seqrec import SASRec
 from lightning_seqrec.data import AmazonBeauty, MovieLens100K, MovieLensLatestSmall
@@ -30,8 +31,9 @@ VARIANTS = {"dual-branch (learned w_u)": "learned", "fixed 50/50": 0.5, "collabo
 BASE = "fixed 50/50"
 
 
-def train_model(dm, epochs: int, seed: int):
-    """A SASRec trained `epochs` epochs without validation; its test metrics as a sanity check of the model."""
+def train_model(dm, name: str, epochs: int, seed: int):
+    """A SASRec trained `epochs` epochs without validation, or its weights from an earlier run of this script
+    (`outputs/explanations/`); its test metrics as a sanity check of the model."""
     import lightning as L
 
     L.seed_everything(seed, workers=True)
@@ -40,9 +42,18 @@ def train_model(dm, epochs: int, seed: int):
     )
     quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer = L.Trainer(max_epochs=epochs, limit_val_batches=0, **quiet)
-    trainer.fit(model, dm)
+    cached = REPO / "outputs" / "explanations" / f"{name}-e{epochs}-s{seed}.pt"
+    cached_before = cached.is_file()
+    if cached_before:
+        model.load_state_dict(torch.load(cached, weights_only=True))
+        model.attach_data(dm)
+    else:
+        trainer.fit(model, dm)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), cached)
     test = trainer.test(model, dm, verbose=False)[0]
-    return model.eval(), {k: round(float(v), 4) for k, v in test.items() if k.endswith("@10")}
+    metrics = {k: round(float(v), 4) for k, v in test.items() if k.endswith("@10")}
+    return model.eval(), {**metrics, "weights": str(cached.relative_to(REPO)), "loaded": cached_before}
 
 
 def paired(this: dict, base: dict) -> dict:
@@ -73,7 +84,8 @@ def measure(name: str, args) -> dict:
     dm = DATA[name]()
     dm.setup()
     start = time.perf_counter()
-    model, test = train_model(dm, args.epochs[name] if isinstance(args.epochs, dict) else args.epochs, args.seed)
+    epochs = args.epochs[name] if isinstance(args.epochs, dict) else args.epochs
+    model, test = train_model(dm, name, epochs, args.seed)
     train_s = time.perf_counter() - start
     attributes = dm.item_attributes()
     explainer = Explainer(model, attributes, cite=args.cite, cite_attributes=args.cite)
@@ -115,6 +127,7 @@ def measure(name: str, args) -> dict:
         "users_explained": len(users),
         "pairs": len(evidence),
         "model_test": test,
+        "epochs": epochs,
         "train_seconds": round(train_s, 1),
         "gate_fit_seconds": round(fit_s, 1),
         "evidence_seconds": round(evidence_s, 1),
@@ -124,7 +137,8 @@ def measure(name: str, args) -> dict:
 
 
 def print_table(name: str, result: dict) -> None:
-    print(f"\n{name}: {result['pairs']} (user, item) pairs, SASRec test {result['model_test']}")
+    test = {k: v for k, v in result["model_test"].items() if k.startswith("test/")}
+    print(f"\n{name}: {result['pairs']} (user, item) pairs, SASRec test {test}")
     print(f"  gate InfoNCE {result['gate_infonce_first_last'][0]} -> {result['gate_infonce_first_last'][1]}")
     head = f"  {'variant':<38}{'w_u':>12}{'attr prec':>10}{'drop cited':>11}{'drop rand':>10}"
     print(head + f"{'rank+ cited':>12}{'rank+ rand':>11}{'differ':>8}{'attr diff':>10}")
@@ -163,11 +177,12 @@ def main() -> None:
     if args.epochs is None:
         args.epochs = {"ml-latest-small": 15, "ml-100k": 15, "beauty": 8}
     use_shared_data()
-    results = {}
-    for name in args.datasets:
-        results[name] = measure(name, args)
+    path = RESULTS / "explanations.json"
+    results = json.loads(path.read_text())["results"] if path.is_file() else {}
+    for name in args.datasets:  # each dataset replaces its own entry, written as soon as it is measured
+        results[name] = {"command": " ".join(["python", *sys.argv]), **measure(name, args)}
         print_table(name, results[name])
-    path = write_json("explanations", {"command": " ".join(["python", *sys.argv]), "results": results})
+        write_json("explanations", {"results": results})
     print(f"\nwrote {path}")
 
 
