@@ -5,6 +5,7 @@ comes first, and the server is stopped at the end.
 
     python benchmarks/serve_load.py                       # both catalogs, writes benchmarks/results/serve_load.json
     python benchmarks/serve_load.py --catalogs 12k --requests 200
+    python benchmarks/serve_load.py --catalogs 1M --index-1m ivf --out serve_load_1m_ivf
 
 The clients (asyncio + httpx, one process) share the 2 CPU cores with the server, so latencies include client time.
 """
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--catalogs", nargs="+", default=["12k", "1M"], choices=["12k", "1M"])
     parser.add_argument("--requests", type=int, default=None, help="requests per level (default: by level)")
     parser.add_argument("--index-1m", default="flat", help="index kind for the 1M catalog (flat | hnsw | ivf)")
+    parser.add_argument("--out", default="serve_load", help="results name: benchmarks/results/<out>.json")
     args = parser.parse_args()
     results = []
     for name in args.catalogs:
@@ -198,7 +200,7 @@ def main() -> None:
             requests = dict.fromkeys(LEVELS, args.requests)
         results.append(run_catalog(name, model, raw_ids, requests, extra))
     command = "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(REPO)), *sys.argv[1:]])
-    path = write_json("serve_load", {"command": command, "time_cap_s": TIME_CAP_S, "results": results})
+    path = write_json(args.out, {"command": command, "time_cap_s": TIME_CAP_S, "results": results})
     print(f"wrote {path}")
 
 

@@ -184,7 +184,7 @@ def serve(cfg: DictConfig) -> None:
         module,
         name=str(cfg.model_spec),
         metrics=metrics,
-        index=cfg.index,
+        index=cfg.large_index if cfg.large_catalog is not None and module.num_items > cfg.large_catalog else cfg.index,
         index_kwargs=index_kwargs,
         limits=limits,
         state_file=cfg.state_file,

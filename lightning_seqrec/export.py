@@ -137,12 +137,20 @@ def _bool_eye(g, n, dtype=None, *args):
     return g.op("Cast", g.op("EyeLike", square), to_i=torch.onnx.TensorProtoDataType.BOOL)
 
 
+def model_parts(module) -> str:
+    """The backbone (and input encoder) of `module` by name, for messages about what cannot be exported."""
+    architecture = module.architecture
+    encoder = architecture.get("input_encoder")
+    named = f"backbone {architecture['backbone']!r}"
+    return named if encoder is None else f"{named} with input encoder {encoder!r}"
+
+
 def write_graph(graph: EncoderGraph, inputs: tuple[torch.Tensor, ...], fmt: str, path: Path) -> None:
     """Trace `graph` on `inputs` into `path` as ONNX (dynamic batch and length axes) or TorchScript; a model whose
     graph cannot be traced is refused with the reason in one line."""
     names = [ITEM_SEQ, TIME_SEQ][: len(inputs)]
     outputs = ["hidden"] if graph.output == "hidden" else ["scores", "indices"]
-    backbone = graph.module.architecture["backbone"]
+    backbone = model_parts(graph.module)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side checks the graph does not need
@@ -167,7 +175,7 @@ def write_graph(graph: EncoderGraph, inputs: tuple[torch.Tensor, ...], fmt: str,
                     graph.module._jit_is_scripting = False
     except Exception as err:  # the exporters raise many types; the user needs the backbone and the reason
         reason = " ".join(str(err).split())[:300]
-        raise ConfigError(f"backbone {backbone!r} cannot be exported to {fmt}: {reason}") from err
+        raise ConfigError(f"{backbone} cannot be exported to {fmt}: {reason}") from err
 
 
 def run_graph(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
@@ -209,7 +217,7 @@ def export(
         parity = measure_parity(graph, out / GRAPH_FILES[fmt], fmt)
     if parity["max_abs_score_error"] > PARITY_TOLERANCE or not parity["same_top"]:
         raise ConfigError(
-            f"backbone {module.architecture['backbone']!r} cannot be exported to {fmt} faithfully: the traced graph "
+            f"{model_parts(module)} cannot be exported to {fmt} faithfully: the traced graph "
             f"scores differ from PyTorch's by up to {parity['max_abs_score_error']:.2e} (same top-{parity['top']}: "
             f"{parity['same_top']}) on other batch sizes or lengths than the traced one; its forward pass depends on "
             "Python-side values the tracer fixes."

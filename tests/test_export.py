@@ -113,3 +113,32 @@ def test_seqrec_export_of_a_zoo_model(tmp_path, capsys, monkeypatch):
         cli.main(["export", f"out={tmp_path}", f"hydra.run.dir={tmp_path}"])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "exactly one of ckpt=" in err and err.strip().count("\n") == 0
+
+
+def test_a_model_that_reads_time_exports_with_time_seq(dm, tmp_path):
+    """TorchScript carries `time_seq` with parity; ONNX has no `cummin` (the dual_time encoder's running minimum gap),
+    which the export says in one line naming the encoder."""
+    torch.manual_seed(0)
+    module = SeqRecModule(
+        dm.num_items,
+        backbone="sasrec",
+        backbone_kwargs={"embedding_dim": 16, "max_len": 8, "num_blocks": 1},
+        input_encoder="dual_time",
+        input_encoder_kwargs={"embedding_dim": 16},
+        embedding_dim=16,
+        max_len=8,
+    )
+    module.attach_data(dm)
+    module.eval()
+    with pytest.raises(ConfigError, match="input encoder 'dual_time' cannot be exported to onnx: .*cummin"):
+        export(module, tmp_path / "onnx", "onnx")
+    manifest = export(module, tmp_path, "torchscript")
+    assert "time_seq" in manifest["inputs"] and manifest["parity"]["max_abs_score_error"] < 1e-4
+    users = dm.split.test.history.users[:5]
+    histories = [dm.user_history(u)[:8] for u in users]
+    times = [dm.user_times(u)[:8] for u in users]
+    item_seq = pad_histories(module.encode_histories(histories), 8)
+    time_seq = pad_histories([np.asarray(t) for t in times], 8, dtype=np.float64)
+    hidden = torch.from_numpy(run_graph(tmp_path / "encoder.pt", "torchscript", (item_seq, time_seq))[0])
+    expected = module.score_histories(histories, exclude_seen=False, timestamps=times)
+    assert (module.score_hidden(hidden)[:, 1:] - expected[:, 1:]).abs().max() < 1e-4

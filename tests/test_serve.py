@@ -269,3 +269,29 @@ def test_seqrec_serve_starts_answers_and_stops_on_sigterm(dm, tmp_path):
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=WAIT_S)
+
+
+def test_a_model_that_reads_time_gets_timestamps_through_every_path(dm):
+    module = SeqRecModule(
+        dm.num_items,
+        backbone="gru4rec",
+        backbone_kwargs={"embedding_dim": 16, "hidden_dim": 16},
+        input_encoder="dual_time",
+        input_encoder_kwargs={"embedding_dim": 16},
+        embedding_dim=16,
+        max_len=8,
+    )
+    module.attach_data(dm)
+    module.eval()
+    user = dm.split.test.history.users[0]
+    history, times = dm.user_history(user)[:6], dm.user_times(user)[:6]
+    with running(create_app(module)) as client:
+        untimed = client.post("/recommend", json={"history": history})
+        assert untimed.status_code == 422 and "timestamps" in untimed.json()["detail"]
+        assert client.post("/users/t/events", json={"item_id": history[0]}).status_code == 422
+        answer = client.post("/recommend", json={"history": history, "timestamps": times, "k": 5}).json()["items"]
+        assert ids(answer) == ids(module.recommend([history], k=5, timestamps=[times])[0])
+        for item, time_ in zip(history, times, strict=True):
+            assert client.post("/users/t/events", json={"item_id": item, "timestamp": time_}).status_code == 200
+        assert ids(client.get("/users/t/recommend", params={"k": 5}).json()["items"]) == ids(answer)
+        assert client.get("/model").json()["uses_time"] is True

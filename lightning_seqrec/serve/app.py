@@ -327,6 +327,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # connections wait in the backlog from now on, not refused while uvicorn starts
     except OSError as err:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}); pass another port=") from err
