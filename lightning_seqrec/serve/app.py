@@ -54,10 +54,14 @@ class Limits:
 
 
 class Strict(BaseModel):
+    """A request or answer body whose unknown fields are refused (a typo is a 422, not a silently ignored option)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class RecommendRequest(Strict):
+    """`POST /recommend`: raw item IDs oldest first, their timestamps, k, seen-item masking, the unknown-ID policy."""
+
     history: list[RawId]
     timestamps: list[float] | None = None
     k: int = 10
@@ -67,11 +71,15 @@ class RecommendRequest(Strict):
 
 
 class Event(Strict):
+    """`POST /users/{id}/events`: one interaction (raw item ID and, for a model that reads time, its timestamp)."""
+
     item_id: RawId
     timestamp: float | None = None
 
 
 class EventAnswer(Strict):
+    """The user, their event count after this one (None when it was skipped) and the raw IDs skipped."""
+
     user_id: str
     events: int | None
     skipped: list[RawId] = Field(default_factory=list)
@@ -96,11 +104,13 @@ class Service:
         return self.engine.module
 
     def check_k(self, k: int) -> int:
+        """`k` within 1..`limits.max_k`, else a 422."""
         if not 1 <= k <= self.limits.max_k:
             raise RequestError(422, f"k={k} is out of range; pass 1 <= k <= {self.limits.max_k}")
         return k
 
     def policy(self, unknown: str | None) -> str:
+        """The unknown-ID policy of a request: its own, or the server's default."""
         unknown = unknown or self.limits.unknown
         if unknown not in UNKNOWN_POLICIES:
             raise RequestError(422, f"unknown={unknown!r} is not one of {list(UNKNOWN_POLICIES)}")
@@ -128,6 +138,7 @@ class Service:
         return Query(items, times, k, items if body.exclude_seen else None), skipped
 
     def check_user(self, user_id: str) -> str:
+        """A user ID of 1 to `limits.max_user_id` characters, else a 422."""
         if not user_id or len(user_id) > self.limits.max_user_id:
             raise RequestError(422, f"user IDs are 1 to {self.limits.max_user_id} characters")
         return user_id
@@ -158,12 +169,14 @@ class Service:
             return await asyncio.wrap_future(future)
 
     async def answer(self, query: Query) -> list[dict]:
+        """The top-k of `query` through the batcher, within the request timeout (504 past it)."""
         try:
             return await asyncio.wait_for(self.batcher.submit(query), self.limits.timeout_s)
         except TimeoutError:
             raise RequestError(504, f"the request took over {self.limits.timeout_s} s") from None
 
     def describe(self) -> dict:
+        """`GET /model`: what is served, its card's metrics, the library version and the limits."""
         module = self.module
         return {
             "name": self.name,

@@ -198,6 +198,7 @@ class UserStateStore:
         return len(loaded)
 
     def _state_of(self, n: int, record: dict, tensors: dict) -> UserState:
+        """User `n`'s state from its JSON record and its tensors, each checked against this model."""
         items = np.asarray(record["items"], dtype=np.int64)
         if items.ndim != 1 or len(items) == 0 or (items < 1).any() or (items > self.module.num_items).any():
             raise CheckpointError(f"user {record['id']!r}'s saved items are not indices of this model's catalog.")
