@@ -5,6 +5,7 @@ one-line reason that changes nothing, concurrent requests are batched, and users
 from __future__ import annotations
 
 import copy
+import json
 import os
 import queue
 import signal
@@ -295,3 +296,16 @@ def test_a_model_that_reads_time_gets_timestamps_through_every_path(dm):
             assert client.post("/users/t/events", json={"item_id": item, "timestamp": time_}).status_code == 200
         assert ids(client.get("/users/t/recommend", params={"k": 5}).json()["items"]) == ids(answer)
         assert client.get("/model").json()["uses_time"] is True
+
+
+def test_explain_passes_through_to_the_attached_explainer(dm):
+    from lightning_seqrec.explain import Explainer
+
+    module = model_for(dm, "gru4rec")
+    module.explainer = Explainer(module, dm.item_attributes()).fit(dm)
+    history = histories(dm, 3)[2]
+    with running(create_app(module)) as client:
+        answer = client.post("/recommend", json={"history": history, "k": 3, "explain": True})
+        assert answer.status_code == 200, answer.text
+        expected = json.loads(json.dumps(module.recommend([history], k=3, explain=True)[0]))
+        assert answer.json()["items"] == expected and all("explanation" in e for e in expected)
