@@ -46,7 +46,6 @@ WORK = RESULTS.parent.parent / "outputs" / "grid" / "federated_xmrec"
 def common(seed: int, folder: str) -> list[str]:
     return [
         f"seed={seed}",
-        "logger=none",
         "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false",
         f"hydra.run.dir={WORK / f'seed{seed}' / folder}",
@@ -54,7 +53,7 @@ def common(seed: int, folder: str) -> list[str]:
 
 
 def trained(task: str, overrides: list[str]) -> run.RunResult:
-    cfg = run.compose(task, overrides)
+    cfg = run.compose(task, ["logger=none", *overrides])
     with run.hydra_runtime(cfg):
         return getattr(run, task)(cfg)
 

@@ -35,7 +35,7 @@ class MarketClient:
 
     def __init__(self, message: Message, context: Context):
         config: ConfigRecord = message.content["config"]
-        self.cfg = json.loads(str(config["seqrec-config"]))
+        self.cfg = json.loads(config["seqrec-config"])
         self.config = config
         self.partition = int(context.node_config["partition-id"])
         markets = self.cfg["data"]["markets"]
@@ -45,7 +45,7 @@ class MarketClient:
         self.folder = Path(self.cfg["output_dir"], "clients", self.market)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.datamodule = market_datamodule(self.cfg["data"], self.market)
-        self.part = SharedPart(list(config["shared-items"]), self.datamodule.vocab)
+        self.part = SharedPart(json.loads(config["shared-items"]), self.datamodule.vocab)
         self.received = from_record(message.content["arrays"])
         self.module = build_module(self.cfg, self.datamodule.num_items)
         self.local = self.folder / "local.ckpt"

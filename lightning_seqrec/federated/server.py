@@ -37,7 +37,8 @@ def main(grid: Grid, context: Context) -> None:
     federation, markets = cfg["federation"], cfg["data"]["markets"]
     items = shared_items(catalogs(cfg["data"]))
     strategy = make_strategy(federation, len(markets))
-    config = ConfigRecord({"seqrec-config": json.dumps(cfg), "shared-items": items})
+    # as JSON bytes, which Flower's logs show as <bytes> instead of thousands of item IDs every round
+    config = ConfigRecord({"seqrec-config": json.dumps(cfg).encode(), "shared-items": json.dumps(items).encode()})
     result = strategy.start(
         grid=grid,
         initial_arrays=to_record(initial_arrays(cfg, items)),

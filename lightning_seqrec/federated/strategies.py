@@ -66,7 +66,10 @@ class Recorded:
             if not reply.has_error():
                 metrics = dict(reply.content["metrics"])
                 per_market[int(metrics.pop("partition-id"))] = metrics
-        return super().aggregate_evaluate(server_round, replies)
+        aggregated = super().aggregate_evaluate(server_round, replies)
+        if aggregated is not None:
+            aggregated.pop("partition-id", None)  # a node label, not a metric to average
+        return aggregated
 
 
 class RecordedFedAvg(Recorded, FedAvg):
