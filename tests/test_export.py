@@ -36,10 +36,16 @@ def dm():
     return make_chain_datamodule()
 
 
-def model_for(dm, backbone: str, kwargs: dict) -> SeqRecModule:
+def model_for(dm, backbone: str, kwargs: dict, **extra) -> SeqRecModule:
+    """A tiny module on the chain data's vocabulary; `extra` goes to `SeqRecModule` (an input encoder)."""
     torch.manual_seed(0)
     module = SeqRecModule(
-        dm.num_items, backbone=backbone, backbone_kwargs={"embedding_dim": 16, **kwargs}, embedding_dim=16, max_len=8
+        dm.num_items,
+        backbone=backbone,
+        backbone_kwargs={"embedding_dim": 16, **kwargs},
+        embedding_dim=16,
+        max_len=8,
+        **extra,
     )
     with torch.no_grad():  # scores of a trained model's size, not of N(0, 0.02) embeddings
         module.item_embedding.weight.mul_(50)
@@ -118,18 +124,8 @@ def test_seqrec_export_of_a_zoo_model(tmp_path, capsys, monkeypatch):
 def test_a_model_that_reads_time_exports_with_time_seq(dm, tmp_path):
     """TorchScript carries `time_seq` with parity; ONNX has no `cummin` (the dual_time encoder's running minimum gap),
     which the export says in one line naming the encoder."""
-    torch.manual_seed(0)
-    module = SeqRecModule(
-        dm.num_items,
-        backbone="sasrec",
-        backbone_kwargs={"embedding_dim": 16, "max_len": 8, "num_blocks": 1},
-        input_encoder="dual_time",
-        input_encoder_kwargs={"embedding_dim": 16},
-        embedding_dim=16,
-        max_len=8,
-    )
-    module.attach_data(dm)
-    module.eval()
+    encoder = {"input_encoder": "dual_time", "input_encoder_kwargs": {"embedding_dim": 16}}
+    module = model_for(dm, "sasrec", {"max_len": 8, "num_blocks": 1}, **encoder)
     with pytest.raises(ConfigError, match="input encoder 'dual_time' cannot be exported to onnx: .*cummin"):
         export(module, tmp_path / "onnx", "onnx")
     manifest = export(module, tmp_path, "torchscript")

@@ -42,7 +42,8 @@ def dm():
     return make_chain_datamodule()
 
 
-def model_for(dm, backbone: str) -> SeqRecModule:
+def model_for(dm, backbone: str, **extra) -> SeqRecModule:
+    """A tiny module of `backbone` on the chain data's vocabulary; `extra` goes to `SeqRecModule` (an input encoder)."""
     module = SeqRecModule(
         dm.num_items,
         backbone=backbone,
@@ -50,6 +51,7 @@ def model_for(dm, backbone: str) -> SeqRecModule:
         embedding_dim=16,
         max_len=8,
         seed=1,
+        **extra,
     )
     module.attach_data(dm)
     return module.eval()
@@ -273,17 +275,7 @@ def test_seqrec_serve_starts_answers_and_stops_on_sigterm(dm, tmp_path):
 
 
 def test_a_model_that_reads_time_gets_timestamps_through_every_path(dm):
-    module = SeqRecModule(
-        dm.num_items,
-        backbone="gru4rec",
-        backbone_kwargs={"embedding_dim": 16, "hidden_dim": 16},
-        input_encoder="dual_time",
-        input_encoder_kwargs={"embedding_dim": 16},
-        embedding_dim=16,
-        max_len=8,
-    )
-    module.attach_data(dm)
-    module.eval()
+    module = model_for(dm, "gru4rec", input_encoder="dual_time", input_encoder_kwargs={"embedding_dim": 16})
     user = dm.split.test.history.users[0]
     history, times = dm.user_history(user)[:6], dm.user_times(user)[:6]
     with running(create_app(module)) as client:
