@@ -415,38 +415,57 @@ class SeqRecModule(L.LightningModule):
             explainer.annotate(histories, results, timestamps=timestamps, unknown=unknown)
         return results
 
-    @torch.no_grad()
-    def step_state(self, state, raw_item_id, timestamp: float | None = None) -> tuple[object, torch.Tensor]:
-        """Fold one new event of a user into their recurrent `state` (None: a new user), for backbones (and input
-        encoders) with the optional `init_state` / `step` interface: the new state and the next-item scores
-        `[1, N+1]` after it (seen items are not masked). Stepping through a history scores as `score_histories`
-        does on it, while it fits in `max_len`; each step costs the same whatever the history's length."""
-        parts = {"backbone": self.backbone, "input encoder": self.input_encoder}
-        for kind, part in parts.items():
-            if part is not None and not hasattr(part, "step"):
-                name = self.architecture["backbone" if kind == "backbone" else "input_encoder"]
-                raise ConfigError(
-                    f"The {kind} {name!r} has no recurrent step (init_state / step); score whole histories with "
-                    "recommend() or score_histories() instead."
-                )
-        if self.uses_time and timestamp is None:
-            raise ConfigError(f"{self._time_reader()} reads timestamps: pass step_state(..., timestamp=<time>).")
-        with evaluating(self):
-            if state is None:
-                state = (
-                    None if self.input_encoder is None else self.input_encoder.init_state(1),
-                    self.backbone.init_state(1),
-                )
-            encoder_state, backbone_state = state
-            index = torch.as_tensor(self.encode_histories([[raw_item_id]])[0], device=self.device)
-            time = (
-                None if timestamp is None else torch.tensor([float(timestamp)], dtype=torch.float64, device=self.device)
+    @property
+    def is_recurrent(self) -> bool:
+        """Whether every part that reads the sequence (backbone, input encoder) folds events by `init_state`/`step`."""
+        parts = [self.backbone] + ([self.input_encoder] if self.input_encoder is not None else [])
+        return all(hasattr(part, "init_state") and hasattr(part, "step") for part in parts)
+
+    def initial_state(self):
+        """The recurrent state of a user with no event yet: (input encoder's, backbone's), for a batch of one."""
+        if not self.is_recurrent:
+            kind, name = (
+                ("backbone", self.architecture["backbone"])
+                if not hasattr(self.backbone, "step")
+                else ("input encoder", self.architecture["input_encoder"])
             )
-            embedding = self.item_embedding(index)
+            raise ConfigError(
+                f"The {kind} {name!r} has no recurrent step (init_state / step); score whole histories with "
+                "recommend() or score_histories() instead."
+            )
+        encoder = self.input_encoder
+        return (None if encoder is None else encoder.init_state(1), self.backbone.init_state(1))
+
+    @torch.no_grad()
+    def step_hidden(self, state, index: int, timestamp: float | None = None) -> tuple[object, torch.Tensor]:
+        """Fold item index `index` (at `timestamp`) into a user's recurrent `state` (None: a new user): the new state
+        and the hidden state `[1, H·d]` after it, which `score_hidden` scores or a retrieval index is searched with.
+        Each step costs the same whatever the history's length."""
+        state = self.initial_state() if state is None else state
+        if self.uses_time and timestamp is None:
+            raise ConfigError(f"{self._time_reader()} reads timestamps: pass the event's timestamp.")
+        with evaluating(self):
+            encoder_state, backbone_state = state
+            time = None
+            if timestamp is not None:
+                time = torch.tensor([float(timestamp)], dtype=torch.float64, device=self.device)
+            embedding = self.item_embedding(torch.tensor([int(index)], device=self.device))
             if self.input_encoder is not None:
                 encoder_state, embedding = self.input_encoder.step(encoder_state, embedding, time)
             backbone_state, hidden = self.backbone.step(backbone_state, embedding, time)
-            return (encoder_state, backbone_state), self.score_hidden(hidden)
+        return (encoder_state, backbone_state), hidden
+
+    @torch.no_grad()
+    def step_state(self, state, raw_item_id, timestamp: float | None = None) -> tuple[object, torch.Tensor]:
+        """Fold one new event (a raw item ID) of a user into their recurrent `state` (None: a new user), for backbones
+        (and input encoders) with the optional `init_state` / `step` interface: the new state and the next-item
+        scores `[1, N+1]` after it (seen items are not masked). Stepping through a history scores as
+        `score_histories` does on it, while it fits in `max_len`."""
+        state = self.initial_state() if state is None else state
+        index = int(self.encode_histories([[raw_item_id]])[0][0])
+        state, hidden = self.step_hidden(state, index, timestamp)
+        with evaluating(self):
+            return state, self.score_hidden(hidden)
 
     def _describe(self, raw_id, score: float) -> dict:
         entry = {"item_id": raw_id, "score": score}

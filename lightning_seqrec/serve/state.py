@@ -20,35 +20,8 @@ import safetensors.torch
 import torch
 
 from lightning_seqrec.errors import CheckpointError, ConfigError
-from lightning_seqrec.modules.seqrec import evaluating
 
 STATE_FORMAT = "lightning-seqrec/user-state/1"
-
-
-def is_recurrent(module) -> bool:
-    """Whether every part of `module` that reads the sequence (backbone, input encoder) folds events by `step`."""
-    parts = [module.backbone] + ([module.input_encoder] if module.input_encoder is not None else [])
-    return all(hasattr(part, "init_state") and hasattr(part, "step") for part in parts)
-
-
-def initial_state(module):
-    """The recurrent state of a user with no event yet: (input encoder's, backbone's) for a batch of one."""
-    encoder = module.input_encoder
-    return (None if encoder is None else encoder.init_state(1), module.backbone.init_state(1))
-
-
-@torch.no_grad()
-def step_hidden(module, state, index: int, timestamp: float | None):
-    """Fold item index `index` (at `timestamp`) into `state` by the backbone protocol's `step`: the new state and the
-    hidden state `[1, H·d]` after it, the query a retrieval index is searched with."""
-    with evaluating(module):
-        encoder_state, backbone_state = state
-        time = None if timestamp is None else torch.tensor([float(timestamp)], dtype=torch.float64)
-        embedding = module.item_embedding(torch.tensor([index]))
-        if module.input_encoder is not None:
-            encoder_state, embedding = module.input_encoder.step(encoder_state, embedding, time)
-        backbone_state, hidden = module.backbone.step(backbone_state, embedding, time)
-    return (encoder_state, backbone_state), hidden
 
 
 def state_leaves(state) -> list:
@@ -102,7 +75,7 @@ class UserStateStore:
                 f"max_users={max_users}, max_history={max_history}."
             )
         self.module, self.max_users, self.max_history = module, max_users, max_history
-        self.recurrent = is_recurrent(module)
+        self.recurrent = module.is_recurrent
         self.users: OrderedDict[str, UserState] = OrderedDict()
         self.evicted = 0
 
@@ -128,8 +101,8 @@ class UserStateStore:
             )
         recurrent, hidden = None, None
         if self.recurrent:
-            previous = old.recurrent if old is not None else initial_state(self.module)
-            recurrent, hidden = step_hidden(self.module, previous, index, timestamp)
+            previous = old.recurrent if old is not None else self.module.initial_state()
+            recurrent, hidden = self.module.step_hidden(previous, index, timestamp)
         items = deque(old.items if old is not None else (), maxlen=self.max_history)
         items.append(int(index))
         stamps = None
@@ -208,7 +181,7 @@ class UserStateStore:
             raise CheckpointError(f"user {record['id']!r} has {len(items)} saved items but {len(times)} times.")
         recurrent, hidden = None, None
         if self.recurrent:
-            template = initial_state(self.module)
+            template = self.module.initial_state()
             numbers = list(record["numbers"])
             leaves = []
             for i, leaf in enumerate(state_leaves(template)):
