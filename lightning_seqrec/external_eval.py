@@ -110,7 +110,7 @@ def evaluate_predictions(
             ranks[row] = max(int(given[at] - 1 - above_removed[at]), ahead)
         shown = items[:top]
         topk[row, : len(shown)] = shown
-    update_metrics(evaluator, torch.from_numpy(ranks), torch.from_numpy(topk), torch.from_numpy(eval_set.targets))
+    evaluator.update_ranks(torch.from_numpy(ranks), torch.from_numpy(topk), torch.from_numpy(eval_set.targets).long())
     metrics = {f"{split}/{name}": float(value) for name, value in evaluator.compute().items()}
     counts = {
         "split_users": len(users),
@@ -122,16 +122,6 @@ def evaluate_predictions(
         "longest_list": int(frame.groupby("user").size().max()) if len(frame) else 0,
     }
     return ExternalResult(metrics, counts)
-
-
-def update_metrics(evaluator: RankingEvaluator, ranks: torch.Tensor, topk_items: torch.Tensor, target: torch.Tensor):
-    """Feed the evaluator's metrics with ranks and top-k lists computed outside it (from a file, not scores)."""
-    for metric in evaluator.rank_metrics.values():
-        metric.update(ranks)
-    for metric in evaluator.exposure_metrics.values():
-        metric.update(topk_items)
-    for metric in evaluator.popularity_metrics.values():
-        metric.update(ranks, target.long())
 
 
 @torch.no_grad()

@@ -48,13 +48,19 @@ class RankingEvaluator(nn.Module):
         ranks = target_ranks(scores, target)
         top_scores, top_index = scores[:, 1:].topk(min(self.ks[-1], self.num_items), dim=1)
         topk_items = torch.where(top_scores == float("-inf"), 0, top_index + 1)
+        self.update_ranks(ranks, topk_items, target)
+        return ranks, topk_items
+
+    def update_ranks(self, ranks: Tensor, topk_items: Tensor, target: Tensor) -> None:
+        """Add a batch given as the targets' 0-based `ranks [B]` (a miss: any rank >= max(k)), the top-max(k) item
+        lists `[B, K]` (0 = none) and `target [B]`: what `update` derives from scores, or what a predictions file of
+        another library says (`lightning_seqrec.external_eval`)."""
         for metric in self.rank_metrics.values():
             metric.update(ranks)
         for metric in self.exposure_metrics.values():
             metric.update(topk_items)
         for metric in self.popularity_metrics.values():
             metric.update(ranks, target)
-        return ranks, topk_items
 
     def compute(self) -> dict[str, Tensor]:
         """Scalar per metric, keyed like "hr@10", "gini@10", "hr_tail@10"; synced across processes."""
