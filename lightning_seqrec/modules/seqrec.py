@@ -421,8 +421,7 @@ class SeqRecModule(L.LightningModule):
         parts = [self.backbone] + ([self.input_encoder] if self.input_encoder is not None else [])
         return all(hasattr(part, "init_state") and hasattr(part, "step") for part in parts)
 
-    def initial_state(self):
-        """The recurrent state of a user with no event yet: (input encoder's, backbone's), for a batch of one."""
+    def _require_recurrent(self) -> None:
         if not self.is_recurrent:
             kind, name = (
                 ("backbone", self.architecture["backbone"])
@@ -433,6 +432,10 @@ class SeqRecModule(L.LightningModule):
                 f"The {kind} {name!r} has no recurrent step (init_state / step); score whole histories with "
                 "recommend() or score_histories() instead."
             )
+
+    def initial_state(self):
+        """The recurrent state of a user with no event yet: (input encoder's, backbone's), for a batch of one."""
+        self._require_recurrent()
         encoder = self.input_encoder
         return (None if encoder is None else encoder.init_state(1), self.backbone.init_state(1))
 
@@ -441,6 +444,7 @@ class SeqRecModule(L.LightningModule):
         """Fold item index `index` (at `timestamp`) into a user's recurrent `state` (None: a new user): the new state
         and the hidden state `[1, H·d]` after it, which `score_hidden` scores or a retrieval index is searched with.
         Each step costs the same whatever the history's length."""
+        self._require_recurrent()
         state = self.initial_state() if state is None else state
         if self.uses_time and timestamp is None:
             raise ConfigError(f"{self._time_reader()} reads timestamps: pass the event's timestamp.")
@@ -461,11 +465,10 @@ class SeqRecModule(L.LightningModule):
         (and input encoders) with the optional `init_state` / `step` interface: the new state and the next-item
         scores `[1, N+1]` after it (seen items are not masked). Stepping through a history scores as
         `score_histories` does on it, while it fits in `max_len`."""
-        state = self.initial_state() if state is None else state
+        self._require_recurrent()  # before the vocabulary: a non-recurrent model is the first thing to say
         index = int(self.encode_histories([[raw_item_id]])[0][0])
         state, hidden = self.step_hidden(state, index, timestamp)
-        with evaluating(self):
-            return state, self.score_hidden(hidden)
+        return state, self.score_hidden(hidden)
 
     def _describe(self, raw_id, score: float) -> dict:
         entry = {"item_id": raw_id, "score": score}
