@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from _common import RESULTS, machine, use_shared_data, write_json
 from hydra.utils import instantiate
@@ -30,6 +31,7 @@ from hydra.utils import instantiate
 from lightning_seqrec import adapt_to_data, hub, run
 from lightning_seqrec.data import XMRec
 from lightning_seqrec.federated.adapter import with_adapter
+from lightning_seqrec.federated import server
 from lightning_seqrec.federated.runner import market_model, resolved, run_federated
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -40,7 +42,7 @@ SOURCE = "ca"  # the largest market (4,668 users)
 METHODS = ("local", "transfer", "pooled", "fedavg_ce", "fedavg_s2ce", "fecosr")
 METRICS = ("test/ndcg@10", "test/hr@10")
 OUT = RESULTS / "federated_xmrec.json"
-WORK = RESULTS.parent.parent / "outputs" / "grid" / "federated_xmrec"
+WORK = Path(os.environ.get("SEQREC_GRID_DIR") or RESULTS.parent.parent / "outputs" / "grid") / "federated_xmrec"
 
 
 def common(seed: int, folder: str) -> list[str]:
@@ -100,7 +102,12 @@ def federation(seed: int, args, objective: str) -> tuple[dict, dict]:
     return {m: picked(last[m]) for m in MARKETS}, {"round_seconds": summary["round_seconds"]}
 
 
-def fecosr(seed: int, args, plain: dict) -> dict:
+def fecosr(seed: int, args) -> dict:
+    """Adapters fine-tuned on this seed's S²CE federation, which runs again first when its run folder is gone
+    (a new machine, or a cell measured in an earlier sitting)."""
+    plain = federation_config(seed, args)
+    if not Path(plain["output_dir"], server.GLOBAL_FILE).is_file():
+        federation(seed, args, "s2ce")
     cells = {}
     for market in MARKETS:
         module, _ = market_model(plain, market)
@@ -176,7 +183,7 @@ def main() -> None:
         "pooled": pooled,
         "fedavg_ce": lambda seed, args: federation(seed, args, "ce"),
         "fedavg_s2ce": lambda seed, args: federation(seed, args, "s2ce"),
-        "fecosr": lambda seed, args: fecosr(seed, args, federation_config(seed, args)),
+        "fecosr": fecosr,
     }
     for seed in [] if args.report else args.seeds:
         for method in args.methods:

@@ -433,14 +433,18 @@ def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], o
     return reported
 
 
+PLAIN_COMMANDS: dict[str, Callable[[list[str]], object]] = {"zoo": zoo}
+"""Commands that read their own arguments (a sub-command and names) rather than a Hydra config."""
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
     command, overrides = argv[0], argv[1:]
-    if command == "zoo":
-        _reporting(zoo)(overrides)
+    if command in PLAIN_COMMANDS:
+        _reporting(PLAIN_COMMANDS[command])(overrides)
         return
     if command not in TASKS:
         print(f"seqrec: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
