@@ -92,10 +92,12 @@ def _report(result: run.RunResult, cfg: DictConfig) -> dict:
     return result.metrics
 
 
-def _checkpoint_data(cfg: DictConfig, module):
-    """The data a checkpoint is evaluated or recommended on: the user's `data=<dataset>` when given (their own
-    config, built by Hydra); otherwise the config stored in the checkpoint, built only from the allow-list of
-    `datamodule_from_record` (a checkpoint is untrusted data), with any `+data.KEY=VALUE` the user passed on top."""
+def _checkpoint_data(cfg: DictConfig, module, source: str | None = None):
+    """The data a checkpoint (or the model `source` names) is evaluated, recommended or explained on: the user's
+    `data=<dataset>` when given (their own config, built by Hydra); otherwise the config stored in the checkpoint,
+    built only from the allow-list of `datamodule_from_record` (a checkpoint is untrusted data), with any
+    `+data.KEY=VALUE` the user passed on top."""
+    source = source or f"checkpoint {cfg.ckpt}"
     given = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
     stored_path = None
     if "_target_" in given:
@@ -103,8 +105,8 @@ def _checkpoint_data(cfg: DictConfig, module):
     else:
         stored = getattr(module, "data_config", None)
         if not stored:
-            raise SeqRecError("This checkpoint does not record its data; pass data=<dataset> (and data.path=...).")
-        datamodule = datamodule_from_record(stored, f"checkpoint {cfg.ckpt}", overrides=given)
+            raise SeqRecError(f"{source} does not record its data; pass data=<dataset> (and data.path=...).")
+        datamodule = datamodule_from_record(stored, source, overrides=given)
         stored_path = None if "path" in given else stored.get("path")
     try:
         datamodule.setup("fit")
@@ -112,7 +114,7 @@ def _checkpoint_data(cfg: DictConfig, module):
         if stored_path is None:
             raise
         raise DataError(
-            f"{err} (data.path={stored_path} is the one recorded in checkpoint {cfg.ckpt}; if the data lives "
+            f"{err} (data.path={stored_path} is the one recorded in {source}; if the data lives "
             "elsewhere now, pass +data.path=<its path>)"
         ) from err
     if datamodule.vocab != module.vocab:
@@ -169,29 +171,39 @@ def evaluate_predictions(cfg: DictConfig) -> dict:
 
 def serve(cfg: DictConfig) -> None:
     """`seqrec serve model=...`: the HTTP service of `lightning_seqrec.serve` on host:port until Ctrl-C / SIGTERM."""
+    from lightning_seqrec.serve.app import bind, run_server
+
+    app = service_app(cfg)
+    sock = bind(cfg.host, cfg.port)
+    print(f"serving {cfg.model_spec} on http://{cfg.host}:{sock.getsockname()[1]}", flush=True)
+    run_server(app, [sock], log_level=cfg.log_level)
+
+
+def service_app(cfg: DictConfig):
+    """The FastAPI app `seqrec serve` runs: the model `cfg.model_spec` names, its index and limits, and with
+    `explain=true` an `Explainer` fitted once on the model's data so that requests may ask for explanations."""
     try:
         from lightning_seqrec.serve import load_model
-        from lightning_seqrec.serve.app import Limits, bind, create_app, run_server, set_threads
+        from lightning_seqrec.serve.app import Limits, create_app, set_threads
     except ImportError as err:
         raise ConfigError(
             f"seqrec serve needs the [serve] extra ({err}); pip install 'lightning-seqrec[serve]'."
         ) from err
     set_threads(cfg.threads)
     module, metrics = load_model(str(cfg.model_spec))
-    limits = Limits(**OmegaConf.to_container(cfg.limits, resolve=True))
-    index_kwargs = OmegaConf.to_container(cfg.index_kwargs, resolve=True) or {}
-    app = create_app(
+    if cfg.explain:
+        datamodule = _checkpoint_data(cfg, module, source=f"model {cfg.model_spec}")
+        Explainer(module, datamodule.item_attributes()).fit(datamodule)
+    large = cfg.large_catalog is not None and module.num_items > cfg.large_catalog
+    return create_app(
         module,
         name=str(cfg.model_spec),
         metrics=metrics,
-        index=cfg.large_index if cfg.large_catalog is not None and module.num_items > cfg.large_catalog else cfg.index,
-        index_kwargs=index_kwargs,
-        limits=limits,
+        index=cfg.large_index if large else cfg.index,
+        index_kwargs=OmegaConf.to_container(cfg.index_kwargs, resolve=True) or {},
+        limits=Limits(**OmegaConf.to_container(cfg.limits, resolve=True)),
         state_file=cfg.state_file,
     )
-    sock = bind(cfg.host, cfg.port)
-    print(f"serving {cfg.model_spec} on http://{cfg.host}:{sock.getsockname()[1]}", flush=True)
-    run_server(app, [sock], log_level=cfg.log_level)
 
 
 def export(cfg: DictConfig) -> dict:

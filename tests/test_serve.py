@@ -16,15 +16,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import hydra
 import pytest
-from conftest import make_chain_datamodule
+from conftest import chain_log, make_chain_datamodule
 
 pytest.importorskip("fastapi", reason="the service needs the [serve] extra: pip install -e '.[serve]'")
 httpx = pytest.importorskip("httpx", reason="the service tests need httpx (the [serve] extra)")
 uvicorn = pytest.importorskip("uvicorn", reason="the service needs the [serve] extra: pip install -e '.[serve]'")
 
 from lightning_seqrec import SeqRecModule  # noqa: E402
-from lightning_seqrec.errors import CheckpointError  # noqa: E402
+from lightning_seqrec.errors import CheckpointError, SeqRecError  # noqa: E402
 from lightning_seqrec.hub import save_pretrained  # noqa: E402
 from lightning_seqrec.serve.app import Limits, bind, create_app  # noqa: E402
 from lightning_seqrec.serve.state import UserStateStore  # noqa: E402
@@ -301,3 +302,28 @@ def test_explain_passes_through_to_the_attached_explainer(dm):
         assert answer.status_code == 200, answer.text
         expected = json.loads(json.dumps(module.recommend([history], k=3, explain=True)[0]))
         assert answer.json()["items"] == expected and all("explanation" in e for e in expected)
+
+
+def test_seqrec_serve_explain_fits_an_explainer_on_the_models_data(tmp_path):
+    from lightning_seqrec import cli, run
+
+    sequences = tmp_path / "sequences.txt"
+    log = chain_log()
+    sequences.write_text(
+        "".join(f"{i} {' '.join(map(str, g.item))}\n" for i, (_, g) in enumerate(log.groupby("user", sort=False)))
+    )
+    data = ["data=sequence_file", f"data.path={sequences}", "data.max_len=8"]
+    cfg = run.compose("train", data)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    save_pretrained(model_for(datamodule, "gru4rec"), tmp_path / "hub")
+    model = [f"model_spec=local-dir:{tmp_path / 'hub'}"]
+    with pytest.raises(SeqRecError, match="does not record its data; pass data="):
+        cli.service_app(run.compose("serve", [*model, "explain=true"]))
+    history = datamodule.user_history(datamodule.split.test.history.users[0])
+    with running(cli.service_app(run.compose("serve", [*model, "explain=true", *data]))) as client:
+        answer = client.post("/recommend", json={"history": history, "k": 3, "explain": True})
+        assert answer.status_code == 200, answer.text
+        entries = answer.json()["items"]
+        cited = [{str(name) for name, _ in e["explanation"]["because_you_interacted_with"]} for e in entries]
+        assert len(cited) == 3 and all(names and names <= {str(i) for i in history} for names in cited)
