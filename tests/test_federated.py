@@ -3,6 +3,8 @@ failing client (fault tolerance), the minimum-nodes and waiting limits, the coun
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from federated_helpers import MARKETS, federated_config, write_markets  # sets F
 
 pytest.importorskip("flwr", reason="the federated tests need the [federated] extra: pip install -e '.[federated]'")
 
+from flwr.app import Array  # noqa: E402
 from flwr.clientapp import ClientApp  # noqa: E402
 
 from lightning_seqrec import run  # noqa: E402
@@ -95,6 +98,54 @@ def test_a_failing_client_is_left_out_and_the_round_averages_the_others(tmp_path
         sent, expected = from_record(message.content["arrays"]), from_record(arrived.content["arrays"])
         assert sent.keys() == expected.keys() and all(np.array_equal(sent[k], expected[k]) for k in sent)
     assert len(second) == 2 and not any(r.has_error() for r in second)  # training went on with both markets
+
+
+class Payload:
+    """Unpickling this creates `target`: proof that the server ran code from a reply."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_a_hostile_clients_arrays_are_left_out_unread_and_the_round_goes_on(tmp_path):
+    canary = tmp_path / "canary"
+    hostile = ClientApp()
+
+    @hostile.train()
+    def train(message, context):
+        reply = client.train(message, context)
+        if context.node_config["partition-id"] == 1:
+            arrays = reply.content["arrays"]
+            key = next(iter(arrays))
+            if message.content["config"]["server-round"] == 1:  # a pickle where the weights should be
+                payload = np.empty(arrays[key].shape, dtype=object)
+                payload.fill(Payload(canary))
+                buffer = io.BytesIO()
+                np.save(buffer, payload, allow_pickle=True)
+                arrays[key] = Array(dtype="object", shape=payload.shape, stype="numpy.ndarray", data=buffer.getvalue())
+            else:  # a poisoned update
+                arrays[key] = Array(np.full(arrays[key].shape, np.nan, dtype=np.float32))
+        return reply
+
+    @hostile.evaluate()
+    def evaluate(message, context):
+        return client.evaluate(message, context)
+
+    grid, _ = federate(tmp_path, hostile, "federation.min_nodes=1", "federation.num_rounds=3")
+    assert not canary.exists()
+    exchanges = [(s, r) for s, r in zip(grid.sent, grid.replies, strict=True) if s.metadata.message_type == "train"]
+    rounds = [exchanges[i : i + 2] for i in range(0, len(exchanges), 2)]  # each round: one message to each market
+    assert len(rounds) == 3
+    for attacked, following in zip(rounds[:2], rounds[1:], strict=True):
+        # the attacked round's global model is the honest market's reply alone
+        honest = next(r for s, r in attacked if s.metadata.dst_node_id == 1)
+        expected = from_record(honest.content["arrays"])
+        for message, _ in following:
+            got = from_record(message.content["arrays"])
+            assert got.keys() == expected.keys() and all(np.array_equal(got[k], expected[k]) for k in got)
 
 
 def test_minimum_nodes_is_checked_against_the_markets_and_waiting_is_bounded():

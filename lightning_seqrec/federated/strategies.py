@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from logging import INFO
+from logging import INFO, WARNING
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -35,27 +35,60 @@ def wait_for_nodes(grid: Grid, minimum: int, patience: float) -> None:
 
 
 class Recorded:
-    """Mixin: bounded node waiting, per-market evaluation metrics (`market_metrics[round][partition]`) and the wall
-    time of each training round (`round_seconds`)."""
+    """Mixin: bounded node waiting, per-market evaluation metrics (`market_metrics[round][partition]`), the wall
+    time of each training round (`round_seconds`), and training replies checked against the arrays sent before
+    any is read (`conforming`)."""
 
     def __init__(self, *args, node_wait: float = 60.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.node_wait = node_wait
         self.market_metrics: dict[int, dict[int, dict[str, float]]] = {}
         self.round_seconds: dict[int, float] = {}
+        self.expected: dict[str, tuple[int, ...]] = {}
         self._started = 0.0
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         wait_for_nodes(grid, self.min_available_nodes, self.node_wait)
         self._started = time.monotonic()
+        self.expected = {key: tuple(array.shape) for key, array in arrays.items()}
         return super().configure_train(server_round, arrays, config, grid)
+
+    def conforming(self, replies: Iterable[Message]) -> list[Message]:
+        """The replies fit to average: failed ones pass through (Flower counts them), and a reply whose arrays are
+        not the `expected` keys and shapes in a float dtype with finite values, or whose example count is not a
+        positive number, is left out with a warning, so one broken or hostile client can neither stop the round nor
+        make the server read anything but plain numbers (Flower's arrays never unpickle)."""
+        kept = []
+        for reply in replies:
+            problem = None if reply.has_error() else self._problem(reply)
+            if problem is None:
+                kept.append(reply)
+            else:
+                log(WARNING, "left out the reply of node %d: %s", reply.metadata.src_node_id, problem)
+        return kept
+
+    def _problem(self, reply: Message) -> str | None:
+        content = reply.content
+        if set(content.array_records) != {"arrays"} or "metrics" not in content.metric_records:
+            return "it does not carry exactly one 'arrays' record and a 'metrics' record"
+        arrays = content["arrays"]
+        if {key: tuple(a.shape) for key, a in arrays.items()} != self.expected:
+            return "its arrays are not the keys and shapes the server sent"
+        if not all(_is_float(a.dtype) for a in arrays.values()):
+            return "its arrays are not floating point"
+        if not all(np.isfinite(value).all() for value in from_record(arrays).values()):
+            return "its arrays hold NaN or infinite values"
+        examples = content["metrics"].get(self.weighted_by_key)
+        if not isinstance(examples, (int, float)) or not np.isfinite(examples) or examples <= 0:
+            return f"its {self.weighted_by_key!r} is not a positive number"
+        return None
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         wait_for_nodes(grid, self.min_available_nodes, self.node_wait)
         return super().configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        result = super().aggregate_train(server_round, replies)
+        result = super().aggregate_train(server_round, self.conforming(replies))
         self.round_seconds[server_round] = time.monotonic() - self._started
         return result
 
@@ -70,6 +103,13 @@ class Recorded:
         if aggregated is not None:
             aggregated.pop("partition-id", None)  # a node label, not a metric to average
         return aggregated
+
+
+def _is_float(dtype: str) -> bool:
+    try:
+        return np.dtype(dtype).kind == "f"
+    except TypeError:  # a dtype name numpy does not know
+        return False
 
 
 class RecordedFedAvg(Recorded, FedAvg):
@@ -111,10 +151,12 @@ class SharedRowsAvg(RecordedFedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         self._previous = from_record(arrays)
         config["send-counts"] = True
-        return super().configure_train(server_round, arrays, config, grid)
+        messages = super().configure_train(server_round, arrays, config, grid)
+        self.expected[ITEM_COUNTS] = self.expected[SHARED_ROWS][:1]
+        return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        valid, _ = self._check_and_log_replies(list(replies), is_train=True)
+        valid, _ = self._check_and_log_replies(self.conforming(replies), is_train=True)
         self.round_seconds[server_round] = time.monotonic() - self._started
         if not valid:
             return None, None
