@@ -5,7 +5,9 @@ a Hydra `_target_`, a module beside the weights); the assertion is that the cana
 file is refused with one line (a `SeqRecError`, or `seqrec: error:` and exit status 2 on the command line).
 Loading paths: `load_checkpoint`, `finetune.load_source`, `seqrec recommend | eval | finetune`, `seqrec train
 ckpt_path=` (with `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`, which switches PyTorch's default off), the Trainer's
-checkpoint IO, and `hub.load` by `local-dir:`, `hf-hub:` (offline cache) and zoo name.
+checkpoint IO, `hub.load` by `local-dir:`, `hf-hub:` (offline cache) and zoo name, the service's user-state file
+(`seqrec serve state_file=`) and another library's predictions file (`seqrec eval predictions=`). Federated replies
+are attacked in tests/test_federated.py.
 """
 
 from __future__ import annotations
@@ -341,3 +343,24 @@ def test_zoo_list_marks_a_tampered_folder_broken_instead_of_showing_its_card(vic
     (entry,) = zoo.list_entries()
     assert zoo.card_metrics(folder) == {"test/ndcg@10": 0.5}  # the card still claims them
     assert entry.status == "broken" and not entry.metrics and "vocab does not match" in entry.problem
+
+
+# --------------------------------------------------------------------------------------------- serving and scoring
+def test_a_pickled_user_state_file_never_runs_and_stops_seqrec_serve_in_one_line(victim, canary, tmp_path):
+    pytest.importorskip("fastapi", reason="the service needs the [serve] extra: pip install -e '.[serve]'")
+    from lightning_seqrec.errors import CheckpointError
+    from lightning_seqrec.serve.state import UserStateStore
+
+    bomb = pickle_bomb(tmp_path / "users.safetensors", canary)
+    with pytest.raises(CheckpointError, match="not a readable user-state file"):
+        UserStateStore(load_checkpoint(victim["ckpt"])).load(bomb)
+    result = seqrec("serve", f"model={victim['ckpt']}", "port=0", f"state_file={bomb}", cwd=tmp_path)
+    assert_one_line_refusal(result, "not a readable user-state file")
+
+
+@pytest.mark.parametrize("name", ["top10.parquet", "top10.csv", "top10.pkl"])
+def test_a_pickled_predictions_file_never_runs(victim, canary, tmp_path, name):
+    bomb = tmp_path / name
+    bomb.write_bytes(pickle.dumps({"user_id": [Payload(canary)], "item_id": [1], "rank": [1]}))
+    result = seqrec("eval", f"predictions={bomb}", f"ckpt={victim['ckpt']}", cwd=tmp_path)
+    assert_one_line_refusal(result, str(bomb))

@@ -255,15 +255,15 @@ def create_app(
     limits: Limits | None = None,
     state_file: str | Path | None = None,
 ) -> FastAPI:
-    """The FastAPI app serving `module` (loaded by the library's loaders); `state_file`, when given, is read at
-    start-up (if it exists) and written at shutdown, so users' states survive a restart."""
+    """The FastAPI app serving `module` (loaded by the library's loaders); `state_file`, when given, is read here
+    (if it exists) and written at shutdown, so users' states survive a restart."""
     service = Service(module, name, metrics, index, index_kwargs, limits or Limits(), state_file)
+    if service.state_file is not None and service.state_file.exists():  # before serving: a bad file is one line
+        loaded = service.store.load(service.state_file)
+        log.info("loaded %d user states from %s", loaded, service.state_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if service.state_file is not None and service.state_file.exists():
-            loaded = service.store.load(service.state_file)
-            log.info("loaded %d user states from %s", loaded, service.state_file)
         yield
         if service.state_file is not None:
             await asyncio.wrap_future(service.worker.submit(service.store.save, service.state_file))
