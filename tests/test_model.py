@@ -211,3 +211,16 @@ def test_trimming_padding_columns_is_exact(trained):
         full = module(batch)["hidden"][:, -1]
         short = module(trimmed)["hidden"][:, -1]
     assert torch.allclose(full, short, atol=1e-6)
+
+
+def test_inference_turns_dropout_off_and_restores_the_mode_it_found(chain_datamodule):
+    module = tiny_sasrec(chain_datamodule, dropout=0.5)
+    module.attach_data(chain_datamodule)
+    history = [chain_datamodule.user_history(chain_datamodule.split.test.history.users[0])]
+    module.train()
+    first = module.recommend(history, k=5)
+    assert module.training and all(m.training for m in module.modules())
+    assert module.recommend(history, k=5) == first  # dropout was off both times
+    module.eval()
+    module.backbone.train()  # a submodule left training under an eval module still gets dropout turned off
+    assert module.recommend(history, k=5) == first

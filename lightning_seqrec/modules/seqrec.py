@@ -489,6 +489,9 @@ def check_top_k(k) -> int:
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """`module` in eval mode (dropout off) for the block, then back in the mode it was in: inference in the middle
     of training must not leave a training module in eval mode, nor the reverse."""
+    if not any(child.training for child in module.modules()):  # already: skip two walks of every submodule
+        yield module
+        return
     was_training = module.training
     module.eval()
     try:
