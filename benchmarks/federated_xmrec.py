@@ -83,13 +83,14 @@ def transfer(seed: int, args) -> dict:
 
 def pooled(seed: int, args) -> dict:
     result = trained("train", [*args.train, *common(seed, "pooled")])
-    cells = {}
-    for market in MARKETS:
-        datamodule = XMRec(markets=[market], seed=seed)
-        datamodule.setup("fit")
-        module = adapt_to_data(result.module, datamodule)  # every market item is in the pooled catalog: all kept
-        tester = instantiate(run.compose("train", common(seed, "pooled")).trainer, logger=False)
-        cells[market] = picked(tester.test(module, datamodule=datamodule, verbose=False)[0])
+    cfg, cells = run.compose("train", common(seed, "pooled")), {}
+    with run.hydra_runtime(cfg):  # the trainer config reads the run folder from Hydra
+        for market in MARKETS:
+            datamodule = XMRec(markets=[market], seed=seed)
+            datamodule.setup("fit")
+            module = adapt_to_data(result.module, datamodule)  # every market item is in the pooled catalog: all kept
+            tester = instantiate(cfg.trainer, logger=False)
+            cells[market] = picked(tester.test(module, datamodule=datamodule, verbose=False)[0])
     return cells
 
 
