@@ -12,7 +12,7 @@ from conftest import make_chain_datamodule, quiet_trainer, tiny_sasrec
 from lightning_seqrec import GRU4Rec, SeqRecModule
 from lightning_seqrec.backbones import create_backbone
 from lightning_seqrec.errors import ConfigError, DataError, UnknownItemError
-from lightning_seqrec.objectives import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
+from lightning_seqrec.objectives import BinaryCrossEntropy, FullCrossEntropy, GeneralisedBCE, SampledSoftmax
 from lightning_seqrec.objectives.chunked_ce import chunked_cross_entropy
 
 
@@ -133,6 +133,30 @@ def test_binary_cross_entropy_matches_formula():
             term = term - (F.logsigmoid(-(h[i] @ w[j])) if j != t else 0.0)
         manual.append(term)
     assert torch.allclose(loss, torch.stack(manual).mean())
+
+
+@pytest.mark.parametrize("calibration", [0.0, 0.75, 1.0])
+def test_generalised_bce_calibrates_the_positive_term_as_gsasrec_defines(calibration):
+    outputs, batch, module = objective_inputs()  # 6 items: alpha = 2 negatives / 5 other items
+    torch.manual_seed(3)
+    loss = GeneralisedBCE(num_negatives=2, calibration=calibration)(outputs, batch, module)
+    torch.manual_seed(3)
+    negatives = torch.randint(1, 7, (4, 2))
+    h, w = outputs["hidden"][batch["target_seq"] > 0], module.item_embedding.weight
+    alpha = 2 / 5
+    beta = alpha * (calibration * (1 - 1 / alpha) + 1 / alpha)
+    manual = []
+    for i, t in enumerate([2, 5, 1, 6]):
+        term = -torch.log(torch.sigmoid(h[i] @ w[t]) ** beta)
+        for j in negatives[i].tolist():
+            term = term - (torch.log(1 - torch.sigmoid(h[i] @ w[j])) if j != t else 0.0)
+        manual.append(term)
+    assert torch.allclose(loss, torch.stack(manual).mean(), atol=1e-6)
+    if calibration == 0.0:
+        torch.manual_seed(3)
+        assert torch.equal(loss, BinaryCrossEntropy(num_negatives=2)(outputs, batch, module))
+    with pytest.raises(ConfigError, match="calibration=1.5 must lie in"):
+        GeneralisedBCE(calibration=1.5)
 
 
 def test_module_rejects_bad_objectives_and_mismatched_data(chain_datamodule):

@@ -13,11 +13,11 @@ from lightning_seqrec.objectives.embedding_losses import (
     EmbeddingCrossEntropy,
     WeightedCosineLoss,
 )
-from lightning_seqrec.objectives.next_item import BinaryCrossEntropy, FullCrossEntropy, SampledSoftmax
+from lightning_seqrec.objectives.next_item import BinaryCrossEntropy, FullCrossEntropy, GeneralisedBCE, SampledSoftmax
 from lightning_seqrec.objectives.semantic_ce import SemanticSoftCE
 from lightning_seqrec.objectives.view import ModelView
 
-__all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "ModelView", "Objective", "SampledSoftmax"]
+__all__ = ["BinaryCrossEntropy", "FullCrossEntropy", "GeneralisedBCE", "ModelView", "Objective", "SampledSoftmax"]
 __all__ += ["CL4SRec", "InBatchInfoNCE", "RelativeContrastive", "SupervisedContrastive"]
 __all__ += ["CosineEmbeddingLoss", "EmbeddingCrossEntropy", "WeightedCosineLoss"]
 __all__ += ["SemanticSoftCE"]

@@ -1,4 +1,4 @@
-"""Next-item losses: full softmax cross-entropy, sampled softmax with logQ correction, BCE with negatives; all
+"""Next-item losses: full softmax cross-entropy, sampled softmax with logQ correction, BCE and gBCE with negatives; all
 score through the `ModelView`, in the module's scoring rule."""
 
 from __future__ import annotations
@@ -100,10 +100,35 @@ class BinaryCrossEntropy(_CatalogSampled):
     The original SASRec loss (one uniform negative). It is much weaker than full CE; kept for comparisons.
     """
 
+    def positive_weight(self, num_items: int) -> float:
+        """The weight of the positive's term (1: plain BCE; `GeneralisedBCE` calibrates it)."""
+        return 1.0
+
     def forward(self, outputs: dict, batch: dict, model: ModelView) -> torch.Tensor:
         hidden, target = next_item_positions(outputs, batch)
         negatives, _ = self.sampler.sample((len(target), self.num_negatives), model.num_items, hidden.device)
         pos = model.score_each(hidden, target, self.temperature)
         neg = model.score_each(hidden, negatives, self.temperature)
         valid = negatives != target[:, None]
-        return (F.softplus(-pos) + (F.softplus(neg) * valid).sum(-1)).mean()
+        beta = self.positive_weight(model.num_items)
+        return (beta * F.softplus(-pos) + (F.softplus(neg) * valid).sum(-1)).mean()
+
+
+class GeneralisedBCE(BinaryCrossEntropy):
+    """gBCE (gSASRec: Petrov & Macdonald, RecSys 2023): BCE whose positive term is `-log σ(s⁺)^β`, which undoes the
+    overconfidence that training on a few sampled negatives gives the model.
+
+    With k negatives drawn uniformly from the N − 1 other items, α = k / (N − 1) and β = α·(t·(1 − 1/α) + 1/α)
+    = 1 − t·(1 − α), so `calibration` t = 0 is plain BCE and t = 1 is β = α. The paper's default: 256 negatives,
+    t = 0.75.
+    """
+
+    def __init__(self, weight: float = 1.0, num_negatives: int = 256, calibration: float = 0.75, **sampling):
+        super().__init__(weight, num_negatives, **sampling)
+        if not 0.0 <= calibration <= 1.0:
+            raise ConfigError(f"calibration={calibration} must lie in [0, 1] (0: plain BCE); gSASRec uses 0.75.")
+        self.calibration = calibration
+
+    def positive_weight(self, num_items: int) -> float:
+        alpha = min(1.0, self.num_negatives / max(1, num_items - 1))
+        return 1.0 - self.calibration * (1.0 - alpha)
