@@ -485,11 +485,17 @@ def check_top_k(k) -> int:
     return int(k)
 
 
+def _any_training(module: nn.Module) -> bool:
+    """Whether `module` or any submodule is in training mode; walks the children directly, without the memo set of
+    `modules()`, which hashes every torchmetrics metric on the way (a fifth of a served query's time)."""
+    return module.training or any(_any_training(child) for child in module._modules.values() if child is not None)
+
+
 @contextmanager
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """`module` in eval mode (dropout off) for the block, then back in the mode it was in: inference in the middle
     of training must not leave a training module in eval mode, nor the reverse."""
-    if not any(child.training for child in module.modules()):  # already: skip two walks of every submodule
+    if not _any_training(module):  # already in eval mode: skip two more walks of every submodule
         yield module
         return
     was_training = module.training
