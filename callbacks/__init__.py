@@ -8,5 +8,6 @@ from lightning_seqrec.callbacks.diversity_metrics import DiversityMetrics
 from lightning_seqrec.callbacks.freed_memory import ReturnFreedMemory
 from lightning_seqrec.objectives.mining import WeakPositiveMiner  # RCL's miner, which objective=rcl brings
 from lightning_seqrec.callbacks.zoo_publisher import ZooPublisher
+from lightning_seqrec.callbacks.wandb_tracking import WandbTracking
 
-__all__ = ["DiversityMetrics", "ReturnFreedMemory", "WeakPositiveMiner", "ZooPublisher"]
+__all__ = ["DiversityMetrics", "ReturnFreedMemory", "WandbTracking", "WeakPositiveMiner", "ZooPublisher"]

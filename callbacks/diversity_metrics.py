@@ -87,9 +87,11 @@ class DiversityMetrics(L.Callback):
     def _end(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for name, value in self.compute().items():
             pl_module.log(f"{stage}/diversity/{name}", value.float())
-        if not (self.plot and trainer.is_global_zero):
+        if not self.plot:
             return
-        folder = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
+        folder = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)  # log_dir: a collective in DDP
+        if not trainer.is_global_zero:
+            return
         title = f"{stage} exposure, epoch {trainer.current_epoch}"
         self.last_plot = self.save_plot(folder / f"exposure_{stage}_epoch{trainer.current_epoch:03d}.png", title)
         for logger in trainer.loggers:

@@ -158,6 +158,8 @@ def fit_and_test(cfg: DictConfig, module, datamodule) -> RunResult:
         logger=list(instantiate_dict(cfg.get("logger")).values()) or False,
         plugins=[SafeCheckpointIO()],  # resume and the test of the best checkpoint read through safe_load
     )
+    for logger in trainer.loggers:  # the resolved config: W&B's run config, hparams.yaml of CSV and TensorBoard
+        logger.log_hyperparams(plain_config(cfg))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except SystemExit as stop:  # Lightning ends a run stopped by SIGTERM or Ctrl-C so: it would look finished
@@ -177,6 +179,15 @@ def fit_and_test(cfg: DictConfig, module, datamodule) -> RunResult:
     if trainer.is_global_zero and module.vocab is None:
         module.attach_data(datamodule)  # ddp_spawn fitted and tested in child processes: the weights came back only
     return RunResult(metrics, best, module, datamodule, trainer.is_global_zero)
+
+
+def plain_config(cfg: DictConfig) -> dict:
+    """The config as plain data without the `hydra` node (resolved inside `hydra_runtime` or the Hydra app)."""
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
 
 
 def write_metrics(path: Path, metrics: dict) -> None:
