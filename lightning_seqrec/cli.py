@@ -34,6 +34,7 @@ commands:
   serve       HTTP recommendation service  seqrec serve model=sasrec.ce-beauty port=8000
   export      encoder to ONNX/TorchScript  seqrec export zoo=sasrec.ce-beauty format=onnx out=exported/
   federated   federated training (Flower)   seqrec federated experiment=fecosr_xmrec
+  data stats  dataset statistics and plots  seqrec data stats data=beauty out=stats/
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
 Overrides are Hydra syntax (`seqrec train --help` lists config groups; `--cfg job` prints the config).
@@ -283,6 +284,18 @@ def federated(cfg: DictConfig) -> dict:
     return summary
 
 
+def data_stats(cfg: DictConfig) -> dict:
+    """`seqrec data stats data=NAME`: the statistics of the data as training reads it (after its filters), printed,
+    and its popularity and history-length plots (PNG) with `data_stats.json` in `out` (default: the run folder)."""
+    from lightning_seqrec.data.stats import interaction_stats, save_report
+
+    stats = interaction_stats(run.build_data(cfg.data).interactions)
+    print(stats.report())
+    for path in save_report(stats, cfg.out):
+        print(f"wrote {path}")
+    return stats.summary()
+
+
 TASKS: dict[str, Callable[[DictConfig], object]] = {
     "train": train,
     "finetune": finetune,
@@ -291,7 +304,12 @@ TASKS: dict[str, Callable[[DictConfig], object]] = {
     "federated": federated,
     "serve": serve,
     "export": export,
+    "data_stats": data_stats,
 }
+
+SUBCOMMANDS = {"data": {"stats": "data_stats"}}
+"""Two-word commands that run a Hydra task: `seqrec data stats data=beauty` is the task `data_stats`, so `data=`
+stays the config group it is everywhere else."""
 
 
 ZOO_USAGE = "usage: seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME"
@@ -455,6 +473,11 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, overrides = argv[0], argv[1:]
+    if command in SUBCOMMANDS:
+        sub = SUBCOMMANDS[command]
+        if not overrides or overrides[0] not in sub:
+            _exit_error(ConfigError(f"seqrec {command} takes one of: {', '.join(sub)}, e.g. `seqrec data stats`."))
+        command, overrides = sub[overrides[0]], overrides[1:]
     if command in PLAIN_COMMANDS:
         _reporting(PLAIN_COMMANDS[command])(overrides)
         return

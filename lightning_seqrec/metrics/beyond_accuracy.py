@@ -64,10 +64,16 @@ class Gini(ExposureMetric):
     def compute(self) -> Tensor:
         """Gini of the per-item recommendation counts; RuntimeError if no user was seen."""
         require_users(self, self.users)
-        x = self.counts[1:].sort().values
-        n = self.num_items
-        weights = 2 * torch.arange(1, n + 1, device=x.device) - n - 1
-        return (weights * x).sum().to(torch.float64) / (n * x.sum()).to(torch.float64)
+        return gini_coefficient(self.counts[1:])
+
+
+def gini_coefficient(counts: Tensor) -> Tensor:
+    """Gini coefficient (float64) of the non-negative integer `counts` of N items, zeros included: 0 when all are
+    equal, (N-1)/N when one item has everything, NaN when all are 0. Exact: integer sums divided once."""
+    x = counts.sort().values
+    n = x.numel()
+    weights = 2 * torch.arange(1, n + 1, device=x.device) - n - 1
+    return (weights * x).sum().to(torch.float64) / (n * x.sum()).to(torch.float64)
 
 
 def popularity_buckets(item_counts: Tensor, head: float = 0.2, tail: float = 0.5) -> Tensor:
