@@ -6,8 +6,17 @@ exactly like these.
 
 from lightning_seqrec.callbacks.diversity_metrics import DiversityMetrics
 from lightning_seqrec.callbacks.freed_memory import ReturnFreedMemory
-from lightning_seqrec.objectives.mining import WeakPositiveMiner  # RCL's miner, which objective=rcl brings
-from lightning_seqrec.callbacks.zoo_publisher import ZooPublisher
+from lightning_seqrec.callbacks.training_curves import TrainingCurves
 from lightning_seqrec.callbacks.wandb_tracking import WandbTracking
+from lightning_seqrec.callbacks.zoo_publisher import ZooPublisher
 
-__all__ = ["DiversityMetrics", "ReturnFreedMemory", "WandbTracking", "WeakPositiveMiner", "ZooPublisher"]
+from lightning_seqrec.objectives.mining import WeakPositiveMiner  # RCL's miner, which objective=rcl brings
+
+__all__ = [
+    "DiversityMetrics",
+    "ReturnFreedMemory",
+    "TrainingCurves",
+    "WandbTracking",
+    "WeakPositiveMiner",
+    "ZooPublisher",
+]

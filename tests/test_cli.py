@@ -62,6 +62,7 @@ def test_train_prints_metrics_and_recommendations(trained_run):
     assert {"hr", "ndcg", "mrr", "coverage", "gini", "hr_head"} <= rows
     assert "top-10 for user u3:" in result.stdout
     assert (tmp / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp / "run" / "training_curves.png").is_file()  # callbacks=default draws them into the run folder
     offline_runs = list((tmp / "run" / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1 and any(offline_runs[0].glob("*.wandb"))
 
@@ -256,3 +257,4 @@ def test_a_ddp_run_ends_like_a_single_process_one(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "top-10 for user" in result.stdout and result.stdout.count("(item ") == 10
     assert 0 <= json.loads((tmp_path / "run" / "test_metrics.json").read_text())["test/ndcg@10"] <= 1
+    assert (tmp_path / "run" / "training_curves.png").is_file()  # by the rank-0 process, after a loss all-reduce
