@@ -21,6 +21,7 @@ from lightning_seqrec.checkpoint import load_checkpoint
 from lightning_seqrec.data.stored_config import datamodule_from_record
 from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
 from lightning_seqrec.explain import Explainer, describe
+from lightning_seqrec.quiet import quiet
 
 log = logging.getLogger("lightning_seqrec")
 
@@ -37,8 +38,10 @@ commands:
   data stats  dataset statistics and plots  seqrec data stats data=beauty out=stats/
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
-Overrides are Hydra syntax (`seqrec train --help` lists config groups; `--cfg job` prints the config).
-A mistake ends in one line `seqrec: error: ...` and exit status 2; set SEQREC_DEBUG=1 for the full trace.
+`seqrec COMMAND --help` says what a command does, its main keys and examples. Overrides are Hydra syntax
+(`seqrec train --help` lists the config groups; `seqrec COMMAND --cfg job` prints the config).
+A mistake ends in one line `seqrec: error: ...` and exit status 2; `seqrec --debug COMMAND ...` (or SEQREC_DEBUG=1,
+HYDRA_FULL_ERROR=1) shows the full trace and every library's log lines.
 """
 
 
@@ -317,7 +320,22 @@ ZOO_TABLE_METRICS = ("test/ndcg@10", "test/hr@10")
 
 
 def zoo(args: list[str]) -> None:
-    """`seqrec zoo list | build NAME [overrides] | push NAME | pull NAME`: the model zoo (`lightning_seqrec.zoo`)."""
+    """seqrec zoo: the model zoo (`lightning_seqrec.zoo`), trained models with cards that record their test metrics.
+
+    usage: seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
+
+      list                   every entry: built or planned, its test NDCG@10 and HR@10, its Hugging Face Hub repo
+      build NAME [key=value] train the entry's recipe as `seqrec train` (your overrides after the recipe's), test it
+                             and write its Hub folder with the card
+      push NAME              upload a built entry to its Hub repo (needs HF_TOKEN or `hf auth login`; without a
+                             token the upload is only prepared and listed)
+      pull NAME              download an entry into the Hub cache, so that loading it works offline
+
+    examples:
+      seqrec zoo list
+      seqrec zoo build sasrec.ce-beauty trainer.max_epochs=5
+      seqrec finetune zoo=sasrec.ce-beauty data=sports     # start from a zoo model
+    """
     from lightning_seqrec import zoo as model_zoo
 
     command, names = (args[0], args[1:]) if args else ("", [])
@@ -428,15 +446,26 @@ def _parameter_types(target: str) -> dict[str, set]:
     return allowed
 
 
+DEBUG_VARIABLES = ("SEQREC_DEBUG", "HYDRA_FULL_ERROR")
+"""Either set (to anything but 0) asks for full traces and every library's log lines, as `--debug` does."""
+
+
+def _debugging() -> bool:
+    return any(os.environ.get(name, "0") not in ("", "0") for name in DEBUG_VARIABLES)
+
+
 def _exit_error(err: BaseException) -> None:
-    """Print `err` as one `seqrec: error:` line and exit 2, or re-raise it for its trace when SEQREC_DEBUG is set."""
-    if os.environ.get("SEQREC_DEBUG", "0") not in ("", "0"):
+    """Print `err` as one `seqrec: error:` line and exit 2, or re-raise it for its trace when debugging (`--debug`,
+    SEQREC_DEBUG or HYDRA_FULL_ERROR). An error that is not the library's own says how to get its trace."""
+    if _debugging():
         raise err
     cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ is not None else err
     if isinstance(cause, SeqRecError):
         message = str(cause)
-    else:
+    elif isinstance(err, InstantiationException):
         message = f"a config entry could not be built: {err}; fix the key named here (`--cfg job` prints the config)."
+    else:
+        message = f"{type(err).__name__}: {err} (`seqrec --debug ...` shows where it came from)"
     print("seqrec: error: " + " ".join(message.split()), file=sys.stderr)
     sys.exit(2)
 
@@ -458,6 +487,8 @@ def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], o
         except KeyboardInterrupt:
             print("seqrec: interrupted (Ctrl-C).", file=sys.stderr)
             sys.exit(128 + signal.SIGINT)
+        except Exception as err:  # a failure that is not the user's input: one line too, the trace with --debug
+            _exit_error(err)
 
     reported.__name__ = task.__name__
     return reported
@@ -467,9 +498,37 @@ PLAIN_COMMANDS: dict[str, Callable[[list[str]], object]] = {"zoo": zoo}
 """Commands that read their own arguments (a sub-command and names) rather than a Hydra config."""
 
 
+def plain_help(command: str) -> str:
+    """The `--help` of a command that reads its own arguments: its function's docstring."""
+    return inspect.getdoc(PLAIN_COMMANDS[command]) or f"usage: seqrec {command} ..."
+
+
+def _check_composes(command: str, overrides: list[str]) -> None:
+    """Compose the command's config before Hydra does, so that an override Hydra cannot apply (a mistyped key, a
+    missing `+`, a list without brackets) ends in one `seqrec: error:` line, like every other mistake."""
+    try:
+        run.compose(command, overrides)
+    except ConfigError as err:
+        _exit_error(err)
+
+
+HELP_FLAGS = ("-h", "--help")
+DEBUG_FLAG = "--debug"
+
+
 def main(argv: list[str] | None = None) -> None:
+    """`seqrec [--debug] COMMAND [--help] [overrides]`: quiet third-party output (`lightning_seqrec.quiet`) unless
+    debugging, answer `--help`, check that a Hydra command's overrides compose, then run the command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if DEBUG_FLAG in argv:  # before or after the command; Hydra's own parser would refuse it
+        argv = [arg for arg in argv if arg != DEBUG_FLAG]
+        for name in DEBUG_VARIABLES:
+            os.environ[name] = "1"
+    if not _debugging():
+        quiet()
+    if argv[:1] == ["help"] and len(argv) > 1:  # `seqrec help train` is `seqrec train --help`
+        argv = [argv[1], "--help"]
+    if not argv or argv[0] in (*HELP_FLAGS, "help"):
         print(USAGE)
         return
     command, overrides = argv[0], argv[1:]
@@ -479,6 +538,9 @@ def main(argv: list[str] | None = None) -> None:
             _exit_error(ConfigError(f"seqrec {command} takes one of: {', '.join(sub)}, e.g. `seqrec data stats`."))
         command, overrides = sub[overrides[0]], overrides[1:]
     if command in PLAIN_COMMANDS:
+        if any(arg in HELP_FLAGS for arg in overrides):
+            print(plain_help(command))
+            return
         _reporting(PLAIN_COMMANDS[command])(overrides)
         return
     if command not in TASKS:
@@ -486,6 +548,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if command == "serve":  # `model=` names the model to serve (key model_spec), not training's `model` config group
         overrides = ["model_spec=" + o.removeprefix("model=") if o.startswith("model=") else o for o in overrides]
+    if not any(arg.startswith("-") for arg in overrides):  # Hydra's flags (--help, --cfg, -m) run as Hydra says
+        _check_composes(command, overrides)
     sys.argv = [f"seqrec-{command}", *overrides]
     hydra.main(config_path="pkg://lightning_seqrec.configs", config_name=command, version_base="1.3")(
         _reporting(TASKS[command])
