@@ -42,7 +42,8 @@ LIMITS = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "+tr
 def _restore_environment(monkeypatch):
     """`cli.main` in this process sets the debug and quiet variables for the processes it starts; undo them."""
     for name in (*cli.DEBUG_VARIABLES, quiet.ENV):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "0")  # records the variable's state before the test, so teardown restores it
+        monkeypatch.delenv(name)
 
 
 def test_the_main_job_prints_its_progress_metrics_and_recommendations_and_nothing_else(tmp_path):
