@@ -44,6 +44,10 @@ def _restore_environment(monkeypatch):
     for name in (*cli.DEBUG_VARIABLES, quiet.ENV):
         monkeypatch.setenv(name, "0")  # records the variable's state before the test, so teardown restores it
         monkeypatch.delenv(name)
+    yield
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None  # hydra.main run in-process leaves its config set for the tests after
 
 
 def test_the_main_job_prints_its_progress_metrics_and_recommendations_and_nothing_else(tmp_path):
