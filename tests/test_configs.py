@@ -1,4 +1,5 @@
-"""Every shipped config composes, and every `_target_` it names can be imported."""
+"""Every shipped config composes, and every `_target_` it names can be imported. configs/sweep holds W&B sweep
+specifications (search spaces and commands), not options of a config group; tests/test_sweeps.py checks those."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+NOT_GROUPS = ("__pycache__", "sweep")
 GROUP_OPTIONS = [
     (group.name, option.stem)
-    for group in sorted(p for p in CONFIGS.iterdir() if p.is_dir() and not p.name.startswith("__"))
+    for group in sorted(p for p in CONFIGS.iterdir() if p.is_dir() and p.name not in NOT_GROUPS)
     for option in sorted(group.glob("*.yaml"))
 ]
 
