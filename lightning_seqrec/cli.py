@@ -37,6 +37,7 @@ commands:
   federated   federated training (Flower)   seqrec federated experiment=fecosr_xmrec
   data stats  dataset statistics and plots  seqrec data stats data=beauty out=stats/
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
+  sweep       W&B sweeps (configs/sweep/)   seqrec sweep check FILE | create FILE [project=P] | agent ID [count=N]
 
 `seqrec COMMAND --help` says what a command does, its main keys and examples. Overrides are Hydra syntax
 (`seqrec train --help` lists the config groups; `seqrec COMMAND --cfg job` prints the config).
@@ -279,8 +280,10 @@ def _history_argument(value, key: str = "history") -> list:
 def federated(cfg: DictConfig) -> dict:
     """`seqrec federated`: federated training, one Flower client per market; prints the last round's test metrics."""
     from lightning_seqrec.federated.runner import run_federated  # needs the [federated] extra
+    from lightning_seqrec.sweeps import log_federated
 
     summary = run_federated(cfg)
+    log_federated(cfg, summary)  # with +logger=wandb: the rounds' metrics in a W&B run, as sweeps need
     last = summary["metrics"][max(summary["metrics"], key=int)]
     for market, metrics in last.items():
         _print_metrics(f"market {market}, test:", {k: v for k, v in metrics.items() if k.startswith("test/")})
@@ -494,7 +497,27 @@ def _reporting(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], o
     return reported
 
 
-PLAIN_COMMANDS: dict[str, Callable[[list[str]], object]] = {"zoo": zoo}
+def sweep(args: list[str]) -> None:
+    """seqrec sweep: W&B sweeps whose runs are `seqrec` commands with Hydra overrides (`lightning_seqrec.sweeps`).
+
+    usage: seqrec sweep check FILE | create FILE [project=P entity=E] | agent ID [count=N project=P entity=E]
+
+      check FILE    compose the config of every parameter value of the sweep file (offline) and print the agent's
+                    first command
+      create FILE   check, then create the sweep on the W&B server and print its ID
+      agent ID      run the sweep's runs here, each its command in its own process (count=N runs, then stop)
+
+    FILE is a path or a packaged sweep of configs/sweep/: sasrec_ce, rcl, ikea, tme_psr, fecosr.
+    examples:
+      seqrec sweep create rcl project=seqrec-rcl
+      seqrec sweep agent my-team/seqrec-rcl/abc123 count=10
+    """
+    from lightning_seqrec import sweeps
+
+    sweeps.main(args)
+
+
+PLAIN_COMMANDS: dict[str, Callable[[list[str]], object]] = {"zoo": zoo, "sweep": sweep}
 """Commands that read their own arguments (a sub-command and names) rather than a Hydra config."""
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +19,7 @@ from lightning.pytorch.loggers.logger import DummyExperiment
 from lightning.pytorch.utilities import rank_zero_only
 from lightning_seqrec.callbacks import DiversityMetrics, WandbTracking, ZooPublisher
 from lightning_seqrec.callbacks.wandb_tracking import has_credentials, wandb_logger
-from wandb.proto import wandb_internal_pb2
-
-
-def offline_env(folder: Path) -> dict[str, str]:
-    """Offline W&B whose caches and staged artifact files stay in `folder`."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    wandb_dirs = {f"WANDB_{name}_DIR": str(folder / name.lower()) for name in ("DATA", "CACHE", "CONFIG")}
-    return {**keep, **wandb_dirs, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+from wandb_helpers import offline_env, updates, wandb_records
 
 
 def tiny_train_args(folder: Path) -> list[str]:
@@ -38,37 +29,6 @@ def tiny_train_args(folder: Path) -> list[str]:
     model = ["model.embedding_dim=16", "model.num_blocks=1"]
     trainer = ["trainer.max_epochs=2", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false"]
     return ["data=table", *data, "data.columns.timestamp=ts", "data.max_len=8", *model, *trainer]
-
-
-def wandb_records(run_folder: Path) -> list:
-    """The records of an offline run's `.wandb` file (a LevelDB-style log of wandb's own protobuf `Record`s)."""
-    data = next(run_folder.glob("*.wandb")).read_bytes()
-    assert data[:4] == b":W&B"
-    position, block, pending, records = 7, 32768, b"", []
-    while position + 7 <= len(data):
-        left = block - position % block
-        _, length, kind = struct.unpack("<IHB", data[position : position + 7]) if left >= 7 else (0, 0, 0)
-        if left < 7 or (length == 0 and kind == 0):  # a block's zero padding
-            position += left
-            continue
-        pending += data[position + 7 : position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):  # a full record, or the last part of one
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-    return records
-
-
-def updates(records: list, kind: str) -> list[dict]:
-    """Each `config` / `summary` / `history` record as {key: value}."""
-    found = []
-    for record in records:
-        if record.WhichOneof("record_type") == kind:
-            items = record.history.item if kind == "history" else getattr(record, kind).update
-            found.append({"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in items})
-    return found
 
 
 @pytest.fixture(scope="module")
