@@ -38,6 +38,7 @@ commands:
   data stats  dataset statistics and plots  seqrec data stats data=beauty out=stats/
   zoo         list, build, push, pull zoo   seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
   sweep       W&B sweeps (configs/sweep/)   seqrec sweep check FILE | create FILE [project=P] | agent ID [count=N]
+  tune        Optuna search, same spaces    seqrec tune sasrec_ce n_trials=20 [study=NAME storage=sqlite:///F]
 
 `seqrec COMMAND --help` says what a command does, its main keys and examples. Overrides are Hydra syntax
 (`seqrec train --help` lists the config groups; `seqrec COMMAND --cfg job` prints the config).
@@ -517,7 +518,25 @@ def sweep(args: list[str]) -> None:
     sweeps.main(args)
 
 
-PLAIN_COMMANDS: dict[str, Callable[[list[str]], object]] = {"zoo": zoo, "sweep": sweep}
+def tune(args: list[str]) -> None:
+    """seqrec tune: a sweep file's search space searched offline with Optuna, trials run here (`lightning_seqrec.tune`).
+
+    usage: seqrec tune FILE n_trials=N [study=NAME storage=sqlite:///FILE dir=FOLDER pruner=median|hyperband|none
+                                       startup_trials=5 sampler_seed=0] [hydra overrides for every trial]
+
+    The study (SQLite, in outputs/tune/<study>/ unless storage= or dir= say otherwise) resumes: n_trials is the total
+    of finished trials, so the same command after an interruption runs what is missing. Trials are pruned on the
+    sweep's metric (val/ndcg@10); the best trial's parameters and value are printed and written to best.yaml.
+    examples:
+      seqrec tune sasrec_ce n_trials=20 trainer.max_epochs=30
+      seqrec tune rcl n_trials=30 study=rcl-beauty pruner=none
+    """
+    from lightning_seqrec import tune as tuning
+
+    tuning.main(args)
+
+
+PLAIN_COMMANDS: dict[str, Callable[[list[str]], object]] = {"zoo": zoo, "sweep": sweep, "tune": tune}
 """Commands that read their own arguments (a sub-command and names) rather than a Hydra config."""
 
 

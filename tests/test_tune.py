@@ -1,0 +1,117 @@
+"""`seqrec tune`: a sweep file's search space with Optuna in an SQLite study that resumes after its process is
+killed (to the same total of finished trials, the earlier ones untouched, the killed trial's parameters run again),
+prunes on validation NDCG@10, and writes the best trial."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import yaml
+from conftest import chain_log
+from optuna.trial import TrialState
+
+from lightning_seqrec import sweeps, tune
+from lightning_seqrec.errors import ConfigError
+
+SEARCH = {
+    "method": "random",
+    "metric": {"name": "val/ndcg@10", "goal": "maximize"},
+    "parameters": {
+        "model.lr": {"distribution": "log_uniform_values", "min": 0.0001, "max": 0.05},
+        "model.dropout": {"values": [0.0, 0.2]},
+    },
+    "command": ["${env}", "seqrec", "train", "logger=wandb", "${args_no_hyphens}"],
+}
+
+
+def tiny_search(folder) -> tuple[str, list[str]]:
+    """A two-parameter sweep file in `folder` and the overrides of two-epoch trials on the chain log."""
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(SEARCH))
+    chain_log().to_csv(folder / "events.csv", index=False)
+    data = ["data=table", f"data.path={folder / 'events.csv'}", "data.columns.user_id=user", "data.max_len=8"]
+    data += ["data.columns.item_id=item", "data.columns.timestamp=ts"]
+    model = ["model.embedding_dim=8", "model.num_blocks=1", "model.num_heads=1"]
+    trainer = ["trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    return str(folder / "tiny.yaml"), [*data, *model, *trainer, "logger=none", "test=false"]
+
+
+def snapshot(study) -> list[tuple]:
+    return [(t.number, t.state, t.params, t.value, dict(t.intermediate_values)) for t in study.get_trials()]
+
+
+def test_an_interrupted_study_resumes_to_its_total(tmp_path, capsys):
+    sweep_file, overrides = tiny_search(tmp_path)
+    options = [f"dir={tmp_path / 'study'}", "startup_trials=1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    command = [sys.executable, "-m", "lightning_seqrec.cli", "tune", sweep_file, "n_trials=5", *options, *overrides]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    storage, deadline = f"sqlite:///{tmp_path / 'study' / 'study.db'}", time.monotonic() + 300
+    try:
+        while True:  # kill it in the middle of its fourth trial
+            assert process.poll() is None, process.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "the first three trials took over 5 minutes"
+            if (tmp_path / "study" / "study.db").exists():
+                states = [t.state for t in optuna.load_study(study_name="tiny", storage=storage).get_trials()]
+                if len(states) == 4 and states[3] == TrialState.RUNNING:
+                    break
+            time.sleep(0.1)
+    finally:
+        process.kill()
+        process.wait()
+    before = snapshot(optuna.load_study(study_name="tiny", storage=storage))
+    assert all(t[1] in (TrialState.COMPLETE, TrialState.PRUNED) for t in before[:3])
+    assert before[3][1] == TrialState.RUNNING
+
+    tune.main([sweep_file, "n_trials=5", *options, *overrides])  # the same command again
+
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    after = snapshot(study)
+    assert after[:3] == before[:3]  # finished trials are kept as they were
+    assert after[3][1] == TrialState.FAIL and after[4][2] == before[3][2]  # the killed trial ran again
+    assert len(tune.finished(study)) == 5 and len(after) == 6
+    pruned = [t for t in after if t[1] == TrialState.PRUNED]
+    assert pruned and all(len(t[4]) == 1 for t in pruned)  # stopped after its first of two epochs
+    complete = [t for t in after if t[1] == TrialState.COMPLETE]
+    assert all(t[3] == max(t[4].values()) for t in complete)  # a trial's value is its best epoch's
+    best = yaml.safe_load((tmp_path / "study" / tune.BEST_FILE).read_text())
+    assert best["best"]["value"] == max(t[3] for t in complete) == study.best_value
+    assert best["trials"] == {"complete": len(complete), "pruned": len(pruned), "fail": 1}
+    assert f"model.lr={study.best_params['model.lr']}" in best["command"] and "logger=none" in best["command"]
+    printed = capsys.readouterr().out
+    assert "trials [3] were left running by a stopped process" in printed and "best trial" in printed
+
+    tune.main([sweep_file, "n_trials=5", *options, *overrides])  # finished: nothing more runs
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 6
+
+
+def test_trials_that_need_several_processes_are_refused(tmp_path):
+    sweep_file, overrides = tiny_search(tmp_path)
+    with pytest.raises(ConfigError, match="cannot be tuned"):
+        tune.main([sweep_file, "n_trials=1", f"dir={tmp_path / 'study'}", *overrides, "trainer=ddp_cpu"])
+
+
+def test_search_space_maps_to_optuna(tmp_path):
+    """Each W&B distribution becomes the Optuna suggestion of the same range (a log range stays log)."""
+    space = {
+        "a": {"values": ["x", "y"]},
+        "b": {"min": 1, "max": 4},
+        "c": {"distribution": "log_uniform_values", "min": 0.001, "max": 0.1},
+        "d": {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.25},
+        "e": {"distribution": "log_uniform", "min": -2.0, "max": 0.0},
+        "f": {"value": 7},
+    }
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({**SEARCH, "parameters": space}))
+    sweep = sweeps.load(tmp_path / "space.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    values = tune.suggest(trial, sweep)
+    assert values["f"] == 7 and set(trial.params) == set("abcde")
+    distributions = trial.distributions
+    assert distributions["a"].choices == ("x", "y") and (distributions["b"].low, distributions["b"].high) == (1, 4)
+    assert distributions["c"].log and distributions["e"].log and distributions["d"].step == 0.25
+    assert distributions["e"].low == pytest.approx(0.1353, abs=1e-4) and distributions["e"].high == pytest.approx(1.0)
