@@ -25,7 +25,7 @@ import lightning as L
 import yaml
 
 from lightning_seqrec import run
-from lightning_seqrec.errors import ConfigError
+from lightning_seqrec.errors import ConfigError, SeqRecError
 from lightning_seqrec.sweeps import Sweep, bounds, distribution, federated_score, load
 
 OPTIONS = ("n_trials", "study", "storage", "dir", "pruner", "startup_trials", "sampler_seed")
@@ -41,6 +41,19 @@ process was killed from one another worker is still running."""
 
 RUNNING_TRIALS: dict[int, object] = {}
 """Trials running in this process by number: `TrialPruning`, built from plain config, finds its Optuna trial here."""
+
+
+class TuneStopped(run.RunStopped):
+    """Tuning stopped by a signal (Ctrl-C, SIGTERM) in a trial; the same command continues the study, the stopped
+    trial's parameters first."""
+
+    def __init__(self, stopped: run.RunStopped, study: str, finished: int, total: int):
+        self.signum, self.epoch, self.resume_from = stopped.signum, stopped.epoch, ""
+        SeqRecError.__init__(
+            self,
+            f"tuning stopped by {stopped.signum.name} with {finished} of {total} trials finished; the same `seqrec "
+            f"tune` command continues study {study}, running the stopped trial again.",
+        )
 
 
 class TrialPruning(L.Callback):
@@ -256,7 +269,10 @@ def tune(
 
     while len(finished(study)) < n_trials:
         before = len(study.trials)
-        study.optimize(objective, n_trials=n_trials - len(finished(study)))
+        try:
+            study.optimize(objective, n_trials=n_trials - len(finished(study)))
+        except run.RunStopped as stopped:
+            raise TuneStopped(stopped, study_name, len(finished(study)), n_trials) from stopped
         if len(study.trials) == before:  # the sampler stopped the study (a grid with every point run)
             break
     write_best(study, sweep, folder)

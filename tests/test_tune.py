@@ -5,6 +5,7 @@ prunes on validation NDCG@10, and writes the best trial."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -115,3 +116,25 @@ def test_search_space_maps_to_optuna(tmp_path):
     assert distributions["a"].choices == ("x", "y") and (distributions["b"].low, distributions["b"].high) == (1, 4)
     assert distributions["c"].log and distributions["e"].log and distributions["d"].step == 0.25
     assert distributions["e"].low == pytest.approx(0.1353, abs=1e-4) and distributions["e"].high == pytest.approx(1.0)
+
+
+def test_a_trial_stopped_by_ctrl_c_runs_again_when_the_study_resumes(tmp_path, monkeypatch):
+    """Training stopped by a signal (`RunStopped`, as Ctrl-C or SIGTERM leave it) stops the tuning with a line that
+    says how to continue; the same command then runs the stopped trial's parameters first."""
+    sweep_file, overrides = tiny_search(tmp_path)
+    options = [f"dir={tmp_path / 'study'}", "n_trials=2"]
+    real_train = tune.run.train
+
+    def stopped_in_the_second_trial(cfg):
+        if cfg.hydra.run.dir.endswith("trial_0001"):
+            raise tune.run.RunStopped(signal.SIGINT, 0, "")
+        return real_train(cfg)
+
+    monkeypatch.setattr(tune.run, "train", stopped_in_the_second_trial)
+    with pytest.raises(tune.TuneStopped, match="1 of 2 trials finished; the same `seqrec tune` command continues"):
+        tune.main([sweep_file, *options, *overrides])
+    monkeypatch.setattr(tune.run, "train", real_train)
+    tune.main([sweep_file, *options, *overrides])
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[2].params == trials[1].params
