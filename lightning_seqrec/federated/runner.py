@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flwr.app import Context, RecordDict
 from flwr.clientapp import ClientApp
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from safetensors.numpy import load_file
 
 from lightning_seqrec.checkpoint import read_checkpoint
@@ -18,17 +18,9 @@ from lightning_seqrec.federated import client, server
 from lightning_seqrec.federated.local_grid import LocalGrid
 from lightning_seqrec.federated.markets import CONFIG_ENV, build_module, catalogs, market_datamodule, write_config
 from lightning_seqrec.federated.shared import SharedPart, shared_items
+from lightning_seqrec.run import plain_config as resolved  # the config as plain data, without the hydra node
 
 ENGINES = ("simulation", "local")
-
-
-def resolved(cfg: DictConfig) -> dict:
-    """The config as plain data without the `hydra` node (resolved inside `run.hydra_runtime`)."""
-    return {
-        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-        for key in cfg
-        if key != "hydra"
-    }
 
 
 def run_local(config_file: Path, client_app: ClientApp, num_nodes: int) -> LocalGrid:
