@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -248,13 +249,17 @@ def test_test_metrics_json_stays_json_when_a_metric_is_nan(tmp_path):
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_a_ddp_run_ends_like_a_single_process_one(tmp_path):
     """The README's `seqrec train trainer=ddp_cpu` fits and tests in two spawned processes; the parent, whose copy of
-    the module never saw the data, still prints the recommendations and exits 0."""
+    the module never saw the data, still prints the recommendations and exits 0. The default CSV logger's
+    metrics.csv holds the fit's and the test's columns (each phase's spawned writer starts from the file's header)."""
     limits = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2"]
     result = seqrec(
-        "train", "trainer=ddp_cpu", "trainer.max_epochs=1", *limits, "model.embedding_dim=16", "logger=none",
+        "train", "trainer=ddp_cpu", "trainer.max_epochs=1", *limits, "model.embedding_dim=16",
         "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "top-10 for user" in result.stdout and result.stdout.count("(item ") == 10
     assert 0 <= json.loads((tmp_path / "run" / "test_metrics.json").read_text())["test/ndcg@10"] <= 1
     assert (tmp_path / "run" / "training_curves.png").is_file()  # by the rank-0 process, after a loss all-reduce
+    with open(next((tmp_path / "run" / "csv").rglob("metrics.csv")), newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert any(row["val/ndcg@10"] for row in rows) and any(row["test/ndcg@10"] for row in rows)
