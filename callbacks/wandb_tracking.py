@@ -49,7 +49,10 @@ def wandb_logger(offline: bool | None = None, **kwargs) -> WandbLogger:
         rank_zero_info(f"W&B: offline ({reason}); the run is written to {where}, `wandb sync` uploads it later.")
     else:
         rank_zero_info(f"W&B: online, project {kwargs.get('project') or os.environ.get('WANDB_PROJECT')}.")
-    return WandbLogger(offline=offline, **kwargs)
+    logger = WandbLogger(offline=offline, **kwargs)
+    if logger._wandb_init.get("anonymous") is None:  # Lightning always passes it; W&B >= 0.19 warns about any value
+        del logger._wandb_init["anonymous"]
+    return logger
 
 
 class WandbTracking(L.Callback):

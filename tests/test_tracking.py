@@ -51,6 +51,7 @@ def tracked_run(tmp_path_factory):
 def test_offline_run_holds_config_metrics_and_plots(tracked_run):
     run_dir, result = tracked_run
     assert "W&B: offline (WANDB_MODE=offline)" in result.stdout + result.stderr
+    assert "WARNING" not in result.stdout + result.stderr  # e.g. W&B's about Lightning's `anonymous` argument
     (folder,) = (run_dir / "wandb").glob("offline-run-*")
     records = wandb_records(folder)
     config = {k: v for update in updates(records, "config") for k, v in update.items()}
