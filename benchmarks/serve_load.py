@@ -6,14 +6,22 @@ comes first, and the server is stopped at the end.
     python benchmarks/serve_load.py                       # both catalogs, writes benchmarks/results/serve_load.json
     python benchmarks/serve_load.py --catalogs 12k --requests 200
     python benchmarks/serve_load.py --catalogs 1M --index-1m ivf --out serve_load_1m_ivf
+    python benchmarks/serve_load.py --catalogs 12k --model-12k generated   # no zoo build needed: same shape
 
-The clients (asyncio + httpx, one process) share the 2 CPU cores with the server, so latencies include client time.
+`--model-12k generated` serves an untrained SASRec of the zoo model's shape (12,101 items, d = 64, 2 blocks,
+max_len 50): latency depends on the shapes, not on the trained weights.
+
+The clients share the 2 CPU cores with the server, so latencies include client time. They are lean on purpose: one
+asyncio process, one keep-alive HTTP/1.1 connection per client, requests written as bytes and answers read by their
+Content-Length (an httpx client cost 1.5 ms of CPU per request, as much as the server, and set the pace at 8
+clients). Every answer's status is checked and its body parsed: a non-200 or an answer without k items is an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import queue
 import random
@@ -25,7 +33,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import torch
 from _common import REPO, write_json
@@ -40,7 +47,8 @@ START_TIMEOUT_S = 300.0
 
 
 def generated_catalog(folder: Path, num_items: int) -> str:
-    """A SASRec (d = 64, max_len 50) over `num_items` generated items, saved as a Hub folder: the 1M-item case."""
+    """A SASRec (d = 64, 2 blocks, max_len 50) over `num_items` generated items, saved as a Hub folder: the 1M-item
+    case, and the 12k one without a zoo build."""
     torch.manual_seed(0)
     module = SeqRecModule(num_items, backbone="sasrec", backbone_kwargs={"embedding_dim": 64, "max_len": 50})
     module.vocab = ItemVocab(list(range(1, num_items + 1)))
@@ -92,30 +100,58 @@ class Server:
                 self.process.wait(timeout=30)
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the server, posting JSON and reading each answer by Content-Length."""
+
+    def __init__(self, url: str):
+        self.host, port = url.removeprefix("http://").rsplit(":", 1)
+        self.port = int(port)
+
+    async def __aenter__(self):
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.writer.close()
+        await self.writer.wait_closed()
+
+    async def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        """The status and parsed JSON answer of one request (`body` sent as JSON)."""
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+        self.writer.write(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        lines = header.decode("latin-1").split("\r\n")
+        fields = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+        answer = await self.reader.readexactly(int(fields["content-length"]))
+        return int(lines[0].split()[1]), json.loads(answer)
+
+
 async def load(url: str, clients: int, requests: int, make_body, rng: random.Random) -> dict:
     """`clients` concurrent loops sending `requests` POST /recommend in all (or until the time cap): latencies."""
     latencies, errors, sent = [], 0, 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     deadline = time.monotonic() + TIME_CAP_S
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
-        async def one_client():
-            nonlocal errors, sent
-            while sent < requests and time.monotonic() < deadline:
-                sent += 1
-                body = make_body(rng)
-                start = time.perf_counter()
-                try:
-                    answer = await client.post("/recommend", json=body)
-                    ok = answer.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                latencies.append(time.perf_counter() - start)
-                errors += not ok
+    async def one_client():
+        nonlocal errors, sent
+        while sent < requests and time.monotonic() < deadline:
+            async with Connection(url) as connection:  # a new connection after a failed request, whose state is unknown
+                ok = True
+                while ok and sent < requests and time.monotonic() < deadline:
+                    sent += 1
+                    body = make_body(rng)
+                    start = time.perf_counter()
+                    try:
+                        status, answer = await asyncio.wait_for(connection.request("POST", "/recommend", body), 30)
+                        ok = status == 200 and len(answer["items"]) == body["k"]
+                    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, KeyError):
+                        ok = False
+                    latencies.append(time.perf_counter() - start)
+                    errors += not ok
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one_client() for _ in range(clients)))
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    wall = time.perf_counter() - start
     ms = np.asarray(latencies) * 1000
     return {
         "clients": clients,
@@ -126,6 +162,14 @@ async def load(url: str, clients: int, requests: int, make_body, rng: random.Ran
         "p99_ms": float(np.percentile(ms, 99)),
         "wall_s": wall,
     }
+
+
+async def warm_up(url: str, make_body, rng: random.Random) -> dict:
+    """The served model's description (GET /model), after 20 requests that allocate the inference buffers."""
+    async with Connection(url) as connection:
+        for _ in range(20):
+            await connection.request("POST", "/recommend", make_body(rng))
+        return (await connection.request("GET", "/model"))[1]
 
 
 def run_catalog(name: str, model: str, raw_ids: list, requests: dict[int, int], extra: list[str]) -> dict:
@@ -139,10 +183,7 @@ def run_catalog(name: str, model: str, raw_ids: list, requests: dict[int, int], 
     pid = server.process.pid
     try:
         startup_s = time.perf_counter() - started
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            info = client.get("/model").json()
-            for _ in range(20):  # warm-up: first calls allocate the inference buffers
-                client.post("/recommend", json=make_body(rng))
+        info = asyncio.run(warm_up(server.url, make_body, rng))
         memory = [rss_mb(pid)]
         rows = []
         for clients in LEVELS:
@@ -180,15 +221,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalogs", nargs="+", default=["12k", "1M"], choices=["12k", "1M"])
     parser.add_argument("--requests", type=int, default=None, help="requests per level (default: by level)")
+    parser.add_argument("--model-12k", default="sasrec.ce-beauty", help="zoo model, or 'generated' (same shape)")
     parser.add_argument("--index-1m", default="flat", help="index kind for the 1M catalog (flat | hnsw | ivf)")
     parser.add_argument("--out", default="serve_load", help="results name: benchmarks/results/<out>.json")
     args = parser.parse_args()
     results = []
     for name in args.catalogs:
-        if name == "12k":
+        if name == "12k" and args.model_12k == "generated":
+            folder = Path(tempfile.mkdtemp(prefix="serve-load-12k-")) / "model"
+            model, extra = generated_catalog(folder, 12_101), []
+            raw_ids = list(range(1, 12_102))
+            requests = {1: 500, 8: 2000, 32: 3000}
+        elif name == "12k":
             from lightning_seqrec import hub
 
-            model, extra = "sasrec.ce-beauty", []
+            model, extra = args.model_12k, []
             raw_ids = hub.load(model).vocab.raw_ids
             requests = {1: 500, 8: 2000, 32: 3000}
         else:

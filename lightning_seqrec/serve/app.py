@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import json
 import logging
 import socket
@@ -363,6 +364,8 @@ def run_server(app: FastAPI, sockets: Sequence[socket.socket], log_level: str = 
     """Serve `app` with uvicorn on already-bound `sockets` until SIGINT / SIGTERM (then the lifespan saves state)."""
     import uvicorn
 
+    gc.collect()
+    gc.freeze()  # the model, configs and imports live as long as the server: collections need not walk them
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False))
     server.run(sockets=list(sockets))
     return server
