@@ -18,7 +18,7 @@ from lightning_seqrec import SeqRecModule, cli
 from lightning_seqrec.backbones import register_backbone
 from lightning_seqrec.batch import pad_histories
 from lightning_seqrec.errors import ConfigError
-from lightning_seqrec.export import export, run_graph
+from lightning_seqrec.export import GRAPH_FILES, export, run_graph
 
 pytest.importorskip("onnxruntime", reason="ONNX parity needs onnxruntime (the [serve] extra)")
 
@@ -122,19 +122,18 @@ def test_seqrec_export_of_a_zoo_model(tmp_path, capsys, monkeypatch):
 
 
 def test_a_model_that_reads_time_exports_with_time_seq(dm, tmp_path):
-    """TorchScript carries `time_seq` with parity; ONNX has no `cummin` (the dual_time encoder's running minimum gap),
-    which the export says in one line naming the encoder."""
+    """Both formats carry `time_seq` (the dual_time encoder's running minimum gap as doubling passes, since ONNX has
+    no cummin) and score real users' timed histories of several lengths as PyTorch does."""
     encoder = {"input_encoder": "dual_time", "input_encoder_kwargs": {"embedding_dim": 16}}
     module = model_for(dm, "sasrec", {"max_len": 8, "num_blocks": 1}, **encoder)
-    with pytest.raises(ConfigError, match="input encoder 'dual_time' cannot be exported to onnx: .*cummin"):
-        export(module, tmp_path / "onnx", "onnx")
-    manifest = export(module, tmp_path, "torchscript")
-    assert "time_seq" in manifest["inputs"] and manifest["parity"]["max_abs_score_error"] < 1e-4
     users = dm.split.test.history.users[:5]
-    histories = [dm.user_history(u)[:8] for u in users]
-    times = [dm.user_times(u)[:8] for u in users]
+    histories = [dm.user_history(u)[-length:] for u, length in zip(users, (8, 5, 3, 8, 1), strict=True)]
+    times = [dm.user_times(u)[-len(h) :] for u, h in zip(users, histories, strict=True)]
     item_seq = pad_histories(module.encode_histories(histories), 8)
     time_seq = pad_histories([np.asarray(t) for t in times], 8, dtype=np.float64)
-    hidden = torch.from_numpy(run_graph(tmp_path / "encoder.pt", "torchscript", (item_seq, time_seq))[0])
     expected = module.score_histories(histories, exclude_seen=False, timestamps=times)
-    assert (module.score_hidden(hidden)[:, 1:] - expected[:, 1:]).abs().max() < 1e-4
+    for fmt in ("onnx", "torchscript"):
+        manifest = export(module, tmp_path / fmt, fmt)
+        assert "time_seq" in manifest["inputs"] and manifest["parity"]["max_abs_score_error"] < 1e-4
+        hidden = torch.from_numpy(run_graph(tmp_path / fmt / GRAPH_FILES[fmt], fmt, (item_seq, time_seq))[0])
+        assert (module.score_hidden(hidden)[:, 1:] - expected[:, 1:]).abs().max() < 1e-4, fmt

@@ -40,6 +40,16 @@ def duration_bucket(value: torch.Tensor, has_earlier: torch.Tensor, clip: float,
     return torch.where(~has_earlier, FIRST, torch.where(value == 0, TIE, regular))
 
 
+def running_min(x: torch.Tensor) -> torch.Tensor:
+    """The running minimum of `x [B, L]` along positions, as ⌈log₂ L⌉ passes of recursive doubling rather than
+    `cummin`, which ONNX lacks: an exported graph traced at L = max_len then serves every L <= max_len exactly."""
+    offset = 1
+    for _ in range(max(1, math.ceil(math.log2(max(x.shape[1], 2))))):
+        x = torch.minimum(x, nn.functional.pad(x, (offset, 0), value=float("inf"))[:, : x.shape[1]])
+        offset *= 2
+    return x
+
+
 def calendar(times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hour of day (0..23), day of week (0 = Monday) and month (0 = January) of UTC seconds `times` (float64), by
     the proleptic Gregorian calendar (days-to-civil conversion in integer arithmetic)."""
@@ -138,7 +148,7 @@ class DualViewTimeEncoder(nn.Module):
         start = (length - mask.sum(1)).clamp(max=length - 1)
         since_first = times - times.gather(1, start[:, None])
         nonzero = torch.where(has_previous & (gap > 0), gap, torch.full_like(gap, float("inf")))
-        earlier = torch.cat([torch.full_like(gap[:, :1], float("inf")), nonzero[:, :-1]], dim=1).cummin(1).values
+        earlier = running_min(torch.cat([torch.full_like(gap[:, :1], float("inf")), nonzero[:, :-1]], dim=1))
         scale = torch.where(torch.isinf(earlier), gap, earlier)
         return self.features(times, gap, has_previous, since_first, scale)
 
