@@ -3,6 +3,8 @@
     python benchmarks/rcl_diagnostics.py                       # sasrec.rcl-beauty and sasrec.rcl-ml-1m, zoo weights
     python benchmarks/rcl_diagnostics.py --entries sasrec.rcl-ml-1m --batches 20
     python benchmarks/rcl_diagnostics.py --entries sasrec.rcl-ml-1m:sasrec.ce-ml-1m   # the CE model's weights
+    python benchmarks/rcl_diagnostics.py --entries sasrec.rcl-ml-1m:sasrec.ce-ml-1m \
+        --override objective.rcl.temperature=1 --out rcl_diagnostics_tau1    # another τ (or λ, α) for every entry
 
 For each zoo RCL entry (its recipe's data and objectives, its trained weights, or those of the entry after a colon,
 e.g. the CE model the RCL one should improve on) it mines the weak positives as
@@ -49,10 +51,10 @@ def quantiles(values: np.ndarray) -> dict:
     return {"n": len(values), "mean": float(values.mean()), "q25": float(q[0]), "q50": float(q[1]), "q75": float(q[2])}
 
 
-def prepare(entry: str, weights: str):
+def prepare(entry: str, weights: str, overrides: list[str]):
     """The entry's recipe data (set up for fitting), its trained module and its objectives, with weak positives mined
     exactly as `WeakPositiveMiner.mine` does on one process."""
-    recipe = yaml.safe_load((REPO / "zoo" / "recipes" / f"{entry}.yaml").read_text())["overrides"]
+    recipe = yaml.safe_load((REPO / "zoo" / "recipes" / f"{entry}.yaml").read_text())["overrides"] + overrides
     cfg = run.compose("train", recipe)
     datamodule = run.build_data(cfg.data)
     module = hub.load(f"local-dir:{REPO / 'zoo' / 'hub' / weights}")
@@ -79,9 +81,9 @@ def gradient(module, loss: torch.Tensor) -> torch.Tensor:
     return torch.cat(flat)
 
 
-def diagnose(spec: str, batches: int, seed: int) -> dict:
+def diagnose(spec: str, batches: int, seed: int, overrides: list[str]) -> dict:
     entry, _, weights = spec.partition(":")
-    recipe, datamodule, module, objectives, table = prepare(entry, weights or entry)
+    recipe, datamodule, module, objectives, table = prepare(entry, weights or entry, overrides)
     rcl, ce = objectives["rcl"], objectives["ce"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -161,12 +163,14 @@ def main() -> None:
         help="RCL zoo entries, each optionally ENTRY:WEIGHTS (another entry's trained weights)",
     )
     parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--override", action="append", default=[], help="extra override of each recipe (λ, τ...)")
+    parser.add_argument("--out", default="rcl_diagnostics", help="results name: benchmarks/results/<out>.json")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     use_shared_data()
     results = []
     for spec in args.entries:
-        result = diagnose(spec, args.batches, args.seed)
+        result = diagnose(spec, args.batches, args.seed, args.override)
         results.append(result)
         g, cos = result["losses_and_gradients"], {k: result[f"cosine_{k}"].get("mean", math.nan) for k in KINDS}
         weak_s, share = result["similarity_weak_positive"].get("mean", 0), result["negatives_with_similarity_above_0"]
@@ -178,7 +182,7 @@ def main() -> None:
             f"λ·RCL {g['grad_rcl_weighted']:.4f}, their cosine {g['grad_cosine']:+.3f}",
             flush=True,
         )
-    path = write_json("rcl_diagnostics", {"machine": machine(), "args": vars(args), "results": results})
+    path = write_json(args.out, {"machine": machine(), "args": vars(args), "results": results})
     print(f"wrote {path}")
 
 
