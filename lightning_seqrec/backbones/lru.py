@@ -119,7 +119,7 @@ class LRULayer(nn.Module):
         h_real, h_imag = lam_real * h_real - lam_imag * h_imag + u_real, lam_real * h_imag + lam_imag * h_real + u_imag
         out = torch.cat([h_real, h_imag], dim=-1) @ w_out
         state = torch.complex(h_real, h_imag).view_as(state)
-        return state, out.view(len(x), self.heads, self.out_dim) + self.out_bias
+        return state, out.view(x.shape[0], self.heads, self.out_dim) + self.out_bias
 
 
 class LRUBlock(nn.Module):
@@ -156,6 +156,8 @@ class LRUBackbone(nn.Module):
     """LRURec's encoder: `LayerNorm(Dropout(embeddings))`, then `num_layers` LRU blocks with `num_heads` heads each
     (complex state `state_expansion` × the head size), read out as one vector (H = 1, or `interests="mix"`) or H
     sub-interests (`interests="max"`). Defaults follow LRURec: 2 layers, dropout 0.2, ring [0.8, 0.99]."""
+
+    traceable_step = True  # `step` has no Python control flow on values: inference may run it as a trace
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from lightning_seqrec.errors import ConfigError, DataError, SeqRecError
 from lightning_seqrec.inputs import create_input_encoder
 from lightning_seqrec.integrity import check_vocab_size, integrity_record, verify_integrity
 from lightning_seqrec.metrics import RankingEvaluator
+from lightning_seqrec.modules.traced_step import traced_step
 from lightning_seqrec.objectives import FullCrossEntropy, Objective
 from lightning_seqrec.objectives.view import ModelView, score_items
 from lightning_seqrec.optim import SparseAwareAdamW
@@ -440,6 +441,7 @@ class SeqRecModule(L.LightningModule):
         return (None if encoder is None else encoder.init_state(1), self.backbone.init_state(1))
 
     @torch.no_grad()
+    @torch.no_grad()
     def step_hidden(self, state, index: int, timestamp: float | None = None) -> tuple[object, torch.Tensor]:
         """Fold item index `index` (at `timestamp`) into a user's recurrent `state` (None: a new user): the new state
         and the hidden state `[1, H·d]` after it, which `score_hidden` scores or a retrieval index is searched with.
@@ -456,7 +458,7 @@ class SeqRecModule(L.LightningModule):
             embedding = self.item_embedding(torch.tensor([int(index)], device=self.device))
             if self.input_encoder is not None:
                 encoder_state, embedding = self.input_encoder.step(encoder_state, embedding, time)
-            backbone_state, hidden = self.backbone.step(backbone_state, embedding, time)
+            backbone_state, hidden = traced_step(self.backbone, backbone_state, embedding, time)
         return (encoder_state, backbone_state), hidden
 
     @torch.no_grad()
