@@ -36,7 +36,6 @@ from lightning_seqrec import hub, run
 from lightning_seqrec.batch import trim_padding
 from lightning_seqrec.objectives.contrastive import contrastive_logits
 from lightning_seqrec.objectives.mining import WeakPositiveMiner
-from lightning_seqrec.objectives.positives import WeakPositiveTable, mine_weak_positives
 from lightning_seqrec.objectives.view import ModelView
 from lightning_seqrec.objectives.windows import encode_windows
 
@@ -53,7 +52,7 @@ def quantiles(values: np.ndarray) -> dict:
 
 def prepare(entry: str, weights: str, overrides: list[str]):
     """The entry's recipe data (set up for fitting), its trained module and its objectives, with weak positives mined
-    exactly as `WeakPositiveMiner.mine` does on one process."""
+    with `WeakPositiveMiner.table`, as training does on one process."""
     recipe = yaml.safe_load((REPO / "zoo" / "recipes" / f"{entry}.yaml").read_text())["overrides"] + overrides
     cfg = run.compose("train", recipe)
     datamodule = run.build_data(cfg.data)
@@ -66,9 +65,7 @@ def prepare(entry: str, weights: str, overrides: list[str]):
     targets = tensors["target_seq"][:, -1].numpy()
     anchors = np.arange(len(targets))
     similarity = miner.similarity(module, tensors, anchors)
-    k = min(math.ceil(rcl.alpha * len(targets)), miner.max_neighbours)
-    shard = mine_weak_positives(similarity, targets, anchors, k, miner.block_size)
-    table = WeakPositiveTable.assemble([(anchors, shard)], len(targets))
+    table = miner.table(similarity, targets, anchors, rcl.alpha)
     rcl.set_weak_positives(table, similarity)
     return recipe, datamodule, module, objectives, table
 

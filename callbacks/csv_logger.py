@@ -18,7 +18,7 @@ class _HeaderKeepingWriter(ExperimentWriter):
     """A metrics writer whose known columns start with those of an existing metrics.csv."""
 
     def _record_new_keys(self) -> set[str]:
-        if self._fs.isfile(self.metrics_file_path):
+        if not self.metrics_keys and self._fs.isfile(self.metrics_file_path):  # a copy that has not seen the file
             with self._fs.open(self.metrics_file_path, "r", newline="") as file:
                 header = next(csv.reader(file), [])
             self.metrics_keys = sorted(set(self.metrics_keys) | set(header))

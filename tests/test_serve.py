@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import hydra
 import pytest
+import torch
 from conftest import chain_log, make_chain_datamodule
 
 pytest.importorskip("fastapi", reason="the service needs the [serve] extra: pip install -e '.[serve]'")
@@ -316,6 +317,7 @@ def test_seqrec_serve_explain_fits_an_explainer_on_the_models_data(tmp_path):
     cfg = run.compose("train", data)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
+    torch.manual_seed(0)  # an untrained model: its weights decide whether any history item raises a score
     save_pretrained(model_for(datamodule, "gru4rec"), tmp_path / "hub")
     model = [f"model_spec=local-dir:{tmp_path / 'hub'}"]
     with pytest.raises(SeqRecError, match="does not record its data; pass data="):

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from lightning_seqrec.backbones.dropout import ByteDropout
-from lightning_seqrec.backbones.registry import register_backbone
+from lightning_seqrec.backbones.registry import parameter_versions, register_backbone
 from lightning_seqrec.errors import ConfigError
 
 INTERESTS = ("mix", "max")
@@ -97,7 +97,7 @@ class LRULayer(nn.Module):
         """Dense real forms of the per-head maps for `step`: γ ⊙ B as `[d, 2·H·S]` (real, imaginary), λ's real and
         imaginary parts `[H·S]`, and C as `[2·H·S, H·out_dim]`, so one event costs two matmuls and a few
         element-wise ops. Cached until a parameter changes (optimiser steps and loads bump their versions)."""
-        key = tuple(p._version for p in self.parameters()) + tuple(p.data_ptr() for p in self.parameters())
+        key = parameter_versions(self)
         if getattr(self, "_step_key", None) != key or torch.is_grad_enabled():
             gamma = torch.exp(self.gamma_log)[..., None]
             block = torch.block_diag

@@ -14,12 +14,15 @@ items, and should be 0 at padded positions. A backbone that reads time takes it 
 float64 timestamps aligned with `item_seq`) and says so with the class attribute `uses_time = True`: the module
 then refuses a batch, or a `recommend()` call, without timestamps instead of failing inside the backbone.
 
-Optional, for backbones that can fold one new event into a user's state (recurrent ones; GRU4Rec and LSTM have it):
+Optional, for backbones that can fold one new event into a user's state (recurrent ones; GRU4Rec, LSTM and LRU have
+it):
 
     init_state(batch_size) -> state                   the state before any item
     step(state, item_embedding [B, d], timestamp [B] | None) -> (state, hidden [B, d])
 
-Stepping through a history item by item ends with the hidden state `forward` gives at its newest position.
+Stepping through a history item by item ends with the hidden state `forward` gives at its newest position. A
+backbone whose `step` has no Python control flow on values may set `traceable_step = True`: inference then runs it
+as a TorchScript trace (`lightning_seqrec.modules.traced_step`).
 
 Registering a backbone
 ----------------------
@@ -46,6 +49,13 @@ BACKBONES = Registry("backbone", "lightning_seqrec.backbones")
 _BACKBONES: dict[str, type[nn.Module]] = BACKBONES.classes
 
 __all__ = ["BACKBONES", "PLUGINS_ENV", "create_backbone", "get_backbone", "list_backbones", "register_backbone"]
+
+
+def parameter_versions(module: nn.Module) -> tuple:
+    """A key that changes whenever a parameter of `module` is updated in place (optimiser step, load) or replaced:
+    what caches of values computed from the parameters compare."""
+    params = list(module.parameters())
+    return tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
 
 
 def register_backbone(name: str):

@@ -441,7 +441,6 @@ class SeqRecModule(L.LightningModule):
         return (None if encoder is None else encoder.init_state(1), self.backbone.init_state(1))
 
     @torch.no_grad()
-    @torch.no_grad()
     def step_hidden(self, state, index: int, timestamp: float | None = None) -> tuple[object, torch.Tensor]:
         """Fold item index `index` (at `timestamp`) into a user's recurrent `state` (None: a new user): the new state
         and the hidden state `[1, H·d]` after it, which `score_hidden` scores or a retrieval index is searched with.

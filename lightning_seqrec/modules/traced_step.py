@@ -17,6 +17,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from lightning_seqrec.backbones.registry import parameter_versions
+
 
 def _flatten(state) -> tuple[list[torch.Tensor], object]:
     """The tensors of a state (a tensor, or a list / tuple of tensors) and how to rebuild it."""
@@ -57,13 +59,7 @@ class TracedStep:
         if self.eager or not opted_in or not plain or torch.is_grad_enabled() or backbone.training:
             return backbone.step(state, x, time)
         inputs = (*tensors, x) if time is None else (*tensors, x, time)
-        params = list(backbone.parameters())
-        key = (
-            kind,
-            tuple((t.shape, t.dtype) for t in inputs),
-            tuple(p._version for p in params),
-            tuple(p.data_ptr() for p in params),
-        )
+        key = (kind, tuple((t.shape, t.dtype) for t in inputs), parameter_versions(backbone))
         if key != self.key:
             expected = backbone.step(state, x, time)
             with warnings.catch_warnings(record=True) as caught:

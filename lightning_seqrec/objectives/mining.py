@@ -112,9 +112,7 @@ class WeakPositiveMiner(L.Callback):
         anchors = np.arange(trainer.global_rank, num, trainer.world_size)
         similarity = self.similarity(pl_module, tensors, anchors)
         for objective in rcl_objectives(pl_module):
-            k = min(math.ceil(objective.alpha * num), self.max_neighbours)
-            shard = mine_weak_positives(similarity, targets, anchors, k, self.block_size)
-            table = WeakPositiveTable.assemble(all_gather_objects((anchors, shard)), num)
+            table = self.table(similarity, targets, anchors, objective.alpha)
             objective.set_weak_positives(table, similarity)
         self.mined_epochs.append(trainer.current_epoch)
         seconds = time.perf_counter() - started
@@ -122,6 +120,13 @@ class WeakPositiveMiner(L.Callback):
             f"WeakPositiveMiner: {self.method} weak positives of {num} windows in {seconds:.1f}s; "
             f"{(table.lengths > 0).mean():.1%} have at least one, {table.lengths.mean():.1f} on average."
         )
+
+    def table(self, similarity, targets: np.ndarray, anchors: np.ndarray, alpha: float) -> WeakPositiveTable:
+        """The weak positives of every window: this rank's `anchors` mined (top-⌈α·N⌉, capped at `max_neighbours`)
+        and the ranks' shards gathered into one table."""
+        k = min(math.ceil(alpha * len(targets)), self.max_neighbours)
+        shard = mine_weak_positives(similarity, targets, anchors, k, self.block_size)
+        return WeakPositiveTable.assemble(all_gather_objects((anchors, shard)), len(targets))
 
     def similarity(self, pl_module: L.LightningModule, tensors: dict, shard: np.ndarray):
         """The similarity measure over all training windows (`shard`: the windows this rank encodes)."""
