@@ -61,7 +61,7 @@ class RealLRU(nn.Module):
         return real, imag
 
     def layer(self, lru, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """`LRULayer.forward` of `lru` on `x [B, L, d]`: per-head outputs `[B, L, H, out_dim]`."""
+        """`LRULayer.forward` of `lru` on `x [B, L, d]`: the heads' outputs side by side, `[B, L, H·out_dim]`."""
         x = x.unflatten(-1, (lru.heads, lru.head_dim)) * mask[..., None, None]
         gamma = torch.exp(lru.gamma_log)
         real = torch.einsum("blhd,hsd->blhs", x, lru.in_real) * gamma
@@ -69,7 +69,7 @@ class RealLRU(nn.Module):
         modulus, angle = torch.exp(-torch.exp(lru.nu_log)), torch.exp(lru.theta_log)
         real, imag = self.scan(real, imag, modulus * torch.cos(angle), modulus * torch.sin(angle))
         out = torch.einsum("blhs,hos->blho", real, lru.out_real) - torch.einsum("blhs,hos->blho", imag, lru.out_imag)
-        return out + lru.out_bias
+        return (out + lru.out_bias).flatten(-2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, batch=None) -> torch.Tensor:
         backbone = self.backbone

@@ -72,3 +72,21 @@ def test_a_step_that_does_not_trace_is_stepped_eagerly_with_a_warning():
             state, hidden = traced(backbone, state, x, None)
             assert torch.equal(state, want[0]) and torch.equal(hidden, want[1])
     assert traced.eager
+
+
+class Untraceable(ValueBranching):
+    """A step with an output the tracer cannot record (a nested dict)."""
+
+    def step(self, state, x, time=None):
+        return state + x, {"sum": state + x}
+
+
+@torch.no_grad()
+def test_a_step_the_tracer_refuses_is_stepped_eagerly_with_a_warning():
+    backbone, traced = Untraceable().eval(), TracedStep()
+    state, x = backbone.init_state(1), torch.ones(1, 4)
+    with pytest.warns(UserWarning, match="does not trace faithfully"):
+        state, hidden = traced(backbone, state, x, None)
+    assert traced.eager and torch.equal(state, x) and torch.equal(hidden["sum"], x)
+    state, hidden = traced(backbone, state, x, None)  # eager from then on: no second trace, no second warning
+    assert torch.equal(hidden["sum"], 2 * x)

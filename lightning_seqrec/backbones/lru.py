@@ -90,36 +90,35 @@ class LRULayer(nn.Module):
         return real - torch.einsum("...hs,hos->...ho", h.imag, self.out_imag) + self.out_bias
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-head outputs `[B, L, H, out_dim]` of the scanned recurrence."""
-        return self.readout(linear_scan(self.inputs(x, mask), self.decay()))
+        """The heads' outputs of the scanned recurrence, side by side: `[B, L, H·out_dim]`."""
+        return self.readout(linear_scan(self.inputs(x, mask), self.decay())).flatten(-2)
 
-    def step_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Dense real forms of the per-head maps for `step`: γ ⊙ B as `[d, 2·H·S]` (real, imaginary), λ's real and
-        imaginary parts `[H·S]`, and C as `[2·H·S, H·out_dim]`, so one event costs two matmuls and a few
-        element-wise ops. Cached until a parameter changes (optimiser steps and loads bump their versions)."""
+    def step_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Dense real forms of the per-head maps for `step`, on the real state `[Re h; Im h]` `[2·H·S]`: the stacked
+        `[[Λ], [γ ⊙ B]]` `[2·H·S + d, 2·H·S]` (Λ multiplies the state by λ, γ ⊙ B maps the event in), C as
+        `[2·H·S, H·out_dim]` and the flat bias, so one event costs a concatenation and two matmuls. Cached until a
+        parameter changes (optimiser steps and loads bump their versions)."""
         key = parameter_versions(self)
         if getattr(self, "_step_key", None) != key or torch.is_grad_enabled():
             gamma = torch.exp(self.gamma_log)[..., None]
             block = torch.block_diag
             w_in = torch.cat([block(*(gamma * self.in_real)), block(*(gamma * self.in_imag))]).T
             lam = self.decay().flatten()
+            a, b = torch.diag(lam.real), torch.diag(lam.imag)
+            w_step = torch.cat([torch.cat([a, b], dim=1), torch.cat([-b, a], dim=1), w_in])
             w_out = torch.cat([block(*self.out_real.transpose(1, 2)), -block(*self.out_imag.transpose(1, 2))])
-            weights = (w_in, lam.real, lam.imag, w_out)
+            weights = (w_step, w_out, self.out_bias.flatten())
             if torch.is_grad_enabled():
                 return weights
-            self._step_weights, self._step_key = weights, key
+            self._step_weights, self._step_key = tuple(w.detach() for w in weights), key  # the bias is a view
         return self._step_weights
 
     def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One event `x [B, d]`: the new state `[B, H, S]` and the outputs `[B, H, out_dim]`, as the scan computes
-        them at a row's next position."""
-        w_in, lam_real, lam_imag, w_out = self.step_weights()
-        u_real, u_imag = (x @ w_in).chunk(2, dim=-1)
-        h_real, h_imag = state.real.flatten(1), state.imag.flatten(1)
-        h_real, h_imag = lam_real * h_real - lam_imag * h_imag + u_real, lam_real * h_imag + lam_imag * h_real + u_imag
-        out = torch.cat([h_real, h_imag], dim=-1) @ w_out
-        state = torch.complex(h_real, h_imag).view_as(state)
-        return state, out.view(x.shape[0], self.heads, self.out_dim) + self.out_bias
+        """One event `x [B, d]`: the new real state `[B, 2·H·S]` and the outputs `[B, H·out_dim]`, as the scan
+        computes them at a row's next position."""
+        w_step, w_out, bias = self.step_weights()
+        state = torch.cat([state, x], dim=-1) @ w_step
+        return state, torch.addmm(bias, state, w_out)
 
 
 class LRUBlock(nn.Module):
@@ -135,11 +134,10 @@ class LRUBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(dim)
 
     def finish(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Residuals, norms and feed-forward from head outputs `y [..., H, o]` and the block input `x [..., d]`."""
-        if self.last:
-            x = x[..., None, :]  # every head's interest keeps the block input as its residual
-        else:
-            y = y.flatten(-2)  # the heads' slices side by side
+        """Residuals, norms and feed-forward from the heads' outputs side by side, `y [..., H·o]`, and the block
+        input `x [..., d]`; `[..., H, d]` from the last block of a multihead stack, `[..., d]` otherwise."""
+        if self.last and self.lru.heads > 1:  # every head's interest keeps the block input as its residual
+            y, x = y.unflatten(-1, (self.lru.heads, self.lru.out_dim)), x.unsqueeze(-2)
         out = self.norm(self.drop(y) + x)
         return self.ffn_norm(out + self.ffn(out))
 
@@ -192,7 +190,9 @@ class LRUBackbone(nn.Module):
 
     def combine(self, heads: torch.Tensor) -> torch.Tensor:
         """The hidden state from the last block's sub-interests `[..., H, d]`: packed `[..., H·d]` for `max`, the
-        soft mix for `mix`, the single vector for H = 1."""
+        soft mix for `mix`; with H = 1 the last block's output `[..., d]` is the hidden state."""
+        if self.blocks[-1].lru.heads == 1:
+            return heads
         if self.mix is None:
             return heads.flatten(-2)
         weights = torch.softmax(self.mix(heads.flatten(-2)), dim=-1)
@@ -205,9 +205,10 @@ class LRUBackbone(nn.Module):
         return self.combine(x) * mask[..., None]
 
     def init_state(self, batch_size: int) -> list[torch.Tensor]:
-        """One zero complex state `[B, H, S]` per layer: what `forward` starts each row from."""
+        """One zero state per layer, what `forward` starts each row from: the complex state's real parts, then its
+        imaginary parts, `[B, 2·H·S]` (real, so `step` is two real matmuls)."""
         like = self.blocks[0].lru.nu_log
-        return [like.new_zeros(batch_size, *block.lru.nu_log.shape, dtype=torch.cfloat) for block in self.blocks]
+        return [like.new_zeros(batch_size, 2 * block.lru.nu_log.numel()) for block in self.blocks]
 
     def step(
         self, state: list[torch.Tensor], item_embedding: torch.Tensor, timestamp: torch.Tensor | None = None

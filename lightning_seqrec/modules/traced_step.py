@@ -1,11 +1,12 @@
 """`TracedStep`: a recurrent backbone's `step` run through a TorchScript trace at inference.
 
 One event of one user costs a few dozen small tensor operations, and in eager mode their Python dispatch is most
-of the time; a trace runs the same operations without it. A backbone opts in with `traceable_step = True` (the LRU
+of the time; a trace runs the same operations without it, frozen (weights as constants) and optimised for
+inference (linear layers on pre-transposed weights). A backbone opts in with `traceable_step = True` (the LRU
 does; nn.GRU and nn.LSTM read values into Python while tracing, so GRU4Rec and LSTM are stepped eagerly). The
 trace is taken on the first call and again whenever the parameters or the input shapes change. A backbone whose
-step does not trace faithfully (the tracer saw a value read into Python, or the traced result differs from the
-eager one) is stepped eagerly from then on, with a warning.
+step does not trace faithfully (the tracer saw a value read into Python, could not record an operation, or the
+traced result differs from the eager one) is stepped eagerly from then on, with a warning.
 """
 
 from __future__ import annotations
@@ -62,25 +63,35 @@ class TracedStep:
         key = (kind, tuple((t.shape, t.dtype) for t in inputs), parameter_versions(backbone))
         if key != self.key:
             expected = backbone.step(state, x, time)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                graph = torch.jit.trace(_Step(backbone, kind, time is not None), inputs, check_trace=False)
-                got = graph(*inputs)
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    graph = torch.jit.trace(_Step(backbone, kind, time is not None).eval(), inputs, check_trace=False)
+                    # weights as constants, linear layers with pre-transposed weights: fewer, cheaper operations
+                    graph = torch.jit.optimize_for_inference(torch.jit.freeze(graph))
+                    got = graph(*inputs)
+            except RuntimeError as err:  # an operation the tracer or the optimiser cannot take
+                return self._step_eagerly(backbone, str(err).strip().splitlines()[0], expected)
             want = (*_flatten(expected[0])[0], expected[1])
             frozen = [str(w.message) for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
             same = len(got) == len(want) and all(
                 torch.allclose(g, w, atol=1e-5, rtol=1e-5) for g, w in zip(got, want, strict=True)
             )
             if frozen or not same:  # a value read in Python, frozen into the trace, or another result
-                self.eager = True
-                reason = frozen[0].split(".")[0] if frozen else "its traced result differs"
-                name = type(backbone).__name__
-                rank_zero_warn(f"{name}.step does not trace faithfully ({reason}); it is stepped eagerly from now on.")
-                return expected
+                return self._step_eagerly(
+                    backbone, frozen[0].split(".")[0] if frozen else "its traced result differs", expected
+                )
             self.key, self.graph = key, graph
             return expected
         *new_state, hidden = self.graph(*inputs)
         return _rebuild(new_state, kind), hidden
+
+    def _step_eagerly(self, backbone: nn.Module, reason: str, result):
+        """Give up tracing `backbone` (with a warning saying why) and return the eager `result`."""
+        self.eager = True
+        name = type(backbone).__name__
+        rank_zero_warn(f"{name}.step does not trace faithfully ({reason}); it is stepped eagerly from now on.")
+        return result
 
 
 _TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
