@@ -53,11 +53,27 @@ def train_run(
         raise SystemExit(f"seqrec {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     metrics = json.loads((folder / "test_metrics.json").read_text())
     seconds = time.perf_counter() - start + sum(s["seconds"] for s in sittings)
+    to_best = seconds_to_best(folder, [*sittings, {"started": time.time() - (time.perf_counter() - start)}])
     return {
         "seconds": round(seconds, 1),
+        **({"seconds_to_best": round(to_best, 1)} if to_best is not None else {}),
         **({"sittings": len(sittings) + 1} if sittings else {}),
         **{k.removeprefix("test/"): v for k, v in metrics.items()},
     }
+
+
+def seconds_to_best(folder: Path, sittings: list[dict]) -> float | None:
+    """Training seconds until the best checkpoint (`checkpoints/epochNNN.ckpt`, written at the end of the best
+    validation epoch) was saved: the earlier sittings' seconds plus the time into the sitting that wrote it."""
+    best = list((folder / "checkpoints").glob("epoch*.ckpt"))
+    if len(best) != 1:
+        return None
+    written, before = best[0].stat().st_mtime, 0.0
+    for sitting in sittings:
+        if sitting is sittings[-1] or written <= sitting["started"] + sitting["seconds"]:
+            return before + max(0.0, written - sitting["started"])
+        before += sitting["seconds"]
+    return None
 
 
 def cell_folder(workdir: Path, overrides: list[str], seed: int) -> Path:
