@@ -6,6 +6,7 @@ Every cell is one `seqrec train` subprocess, so a grid measures exactly the conf
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from _common import REPO, RESULTS, write_json
 
+from lightning_seqrec import run
 from lightning_seqrec import zoo as model_zoo
+from lightning_seqrec.errors import SeqRecError
 
 
 def train_run(
@@ -160,3 +163,65 @@ def zoo_builds() -> dict[str, dict[int, str]]:
         if len(recipe) == 2 and recipe[0].startswith("experiment=") and len(seeds) == 1 and seeds[0].isdigit():
             builds.setdefault(recipe[0].removeprefix("experiment="), {})[int(seeds[0])] = zoo_entry.name
     return builds
+
+
+def grid_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every grid of packaged experiments: seeds, threads and jobs, resume, report, extra overrides."""
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
+    parser.add_argument("--report", action="store_true", help="print the table of the results file and stop")
+    parser.add_argument("--override", action="append", default=[], help="extra override for every run")
+
+
+def composes(overrides: list[str]) -> str | None:
+    """None when `seqrec train` composes these overrides here, else the reason it does not."""
+    try:
+        run.compose("train", overrides)
+    except SeqRecError as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+def run_rows(
+    output: str,
+    rows: Callable[[str], list[tuple[str, list[str]]]],
+    datasets: list[str],
+    names: list[str] | None,
+    args: argparse.Namespace,
+    columns: tuple[str, ...],
+    payload: dict | None = None,
+) -> list[dict]:
+    """Run the rows `(name, overrides)` of `rows(dataset)` for each of `datasets` (only `names`, when given) with
+    the options of `grid_arguments`; a row whose config does not compose is skipped with its reason, and the rows
+    of the results file that are not run now (other datasets') are kept. Returns the kept rows, then these."""
+    path = RESULTS / f"{output}.json"
+    saved = json.loads(path.read_text())["results"] if path.exists() else []
+    table, builds = [], zoo_builds()
+    for dataset in datasets:
+        for name, overrides in rows(dataset):
+            if names and name not in names:
+                continue
+            reason = composes(overrides)
+            if reason:
+                print(f"skipping {dataset} / {name}: {reason}", flush=True)
+                continue
+            experiment = overrides[0].removeprefix("experiment=") if len(overrides) == 1 else None
+            table.append({"dataset": dataset, "model": name, "overrides": overrides, "zoo": builds.get(experiment, {})})
+    chosen = {json.dumps(r["overrides"]) for r in table}
+    kept = tuple(r for r in saved if json.dumps(r["overrides"]) not in chosen)
+    run_grid(
+        table,
+        args.seeds,
+        output,
+        {"args": vars(args), "command": " ".join(sys.argv), **(payload or {})},
+        lambda r: f"{r['dataset']} {r['model']}",
+        columns,
+        common=tuple(args.override),
+        jobs=args.jobs,
+        threads=args.threads,
+        resume=args.resume,
+        kept=kept,
+    )
+    return [*kept, *table]

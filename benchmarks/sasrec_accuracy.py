@@ -19,13 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 
 from _common import RESULTS, use_shared_data
-from _grid import run_grid, summary, zoo_builds
-
-from lightning_seqrec import run
-from lightning_seqrec.errors import SeqRecError
+from _grid import grid_arguments, run_rows, summary
 
 # Published plain SASRec, test NDCG@10 on the same protocol and data (sources in ../shared/papers/digests.md):
 # SASRec + sampled softmax from the eSASRec paper's table (Beauty, Sports, Toys), CE SASRec from LRURec's (ML-1M).
@@ -43,15 +39,6 @@ def rows(dataset: str) -> list[tuple[str, list[str]]]:
         ("tuned, 64 dims / 2 blocks / 2 heads", [best, *MATCHED]),
         ("tuned + RCL", [best, "objective=rcl"]),
     ]
-
-
-def composes(overrides: list[str]) -> str | None:
-    """None when `seqrec train` composes these overrides here, else the reason it does not."""
-    try:
-        run.compose("train", overrides)
-    except SeqRecError as err:
-        return str(err).splitlines()[0]
-    return None
 
 
 def print_table(table: list[dict]) -> None:
@@ -77,43 +64,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(PUBLISHED), choices=list(PUBLISHED))
     parser.add_argument("--rows", nargs="+", default=None, help="row names to run (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run (default: all)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
-    parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
-    parser.add_argument("--report", action="store_true", help="print the table of the results file and stop")
-    parser.add_argument("--override", action="append", default=[], help="extra `seqrec train` override per run")
+    grid_arguments(parser)
     args = parser.parse_args()
     if args.report:
         print_table(json.loads((RESULTS / "sasrec_accuracy.json").read_text())["results"])
         return
     use_shared_data()
-    builds = zoo_builds()
-    table = []
-    for dataset in args.datasets:
-        for name, overrides in rows(dataset):
-            if args.rows and name not in args.rows:
-                continue
-            reason = composes(overrides)
-            if reason:
-                print(f"skipped {dataset} / {name}: {reason}", flush=True)
-                continue
-            experiment = overrides[0].removeprefix("experiment=")
-            zoo = builds.get(experiment, {}) if len(overrides) == 1 else {}
-            table.append({"dataset": dataset, "model": name, "overrides": overrides, "zoo": zoo})
-    run_grid(
-        table,
-        args.seeds,
-        "sasrec_accuracy",
-        {"args": vars(args), "command": " ".join(sys.argv), "published_sasrec_ndcg@10": PUBLISHED},
-        lambda r: f"{r['dataset']} {r['model']}",
-        COLUMNS,
-        common=tuple(args.override),
-        jobs=args.jobs,
-        threads=args.threads,
-        resume=args.resume,
-    )
-    print_table(table)
+    payload = {"published_sasrec_ndcg@10": PUBLISHED}
+    print_table(run_rows("sasrec_accuracy", rows, args.datasets, args.rows, args, COLUMNS, payload))
 
 
 if __name__ == "__main__":

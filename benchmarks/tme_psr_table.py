@@ -19,13 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 
 from _common import RESULTS, use_shared_data
-from _grid import run_grid, summary, zoo_builds
-
-from lightning_seqrec import run
-from lightning_seqrec.errors import SeqRecError
+from _grid import grid_arguments, run_rows, summary
 
 SASREC = {"ml-latest-small": "sasrec_ml-latest-small_ce", "beauty": "sasrec_beauty_ce", "ml-1m": "sasrec_ml-1m_ce"}
 TIMED = ("ml-latest-small", "beauty")
@@ -45,15 +41,6 @@ def rows(dataset: str) -> list[tuple[str, list[str]]]:
         table += [("LRURec + time (position)", [lru, "inputs=dual_time_position"])]
         table += [("TME-PSR", [f"experiment=tme_psr_{dataset}"])]
     return table
-
-
-def composes(overrides: list[str]) -> str | None:
-    """None when `seqrec train` composes these overrides here, else the reason it does not."""
-    try:
-        run.compose("train", overrides)
-    except SeqRecError as err:
-        return str(err).splitlines()[0]
-    return None
 
 
 COLUMNS = ("hr@10", "ndcg@10")
@@ -81,46 +68,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["ml-latest-small", "beauty"], choices=sorted(SASREC))
     parser.add_argument("--models", nargs="+", default=None, help="only these row names (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run (default: all)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once (e.g. --jobs 2 --threads 1 on 2 cores)")
-    parser.add_argument("--resume", action="store_true", help="keep the runs already in the results file")
-    parser.add_argument("--report", action="store_true", help="print the table of the results file and stop")
-    parser.add_argument("--override", action="append", default=[], help="extra override for every run")
+    grid_arguments(parser)
     args = parser.parse_args()
-    path = RESULTS / "tme_psr_table.json"
-    saved = json.loads(path.read_text())["results"] if path.exists() else []
     if args.report:
-        print_table(saved)
+        print_table(json.loads((RESULTS / "tme_psr_table.json").read_text())["results"])
         return
     use_shared_data()
-    table, builds = [], zoo_builds()
-    for dataset in args.datasets:
-        for name, overrides in rows(dataset):
-            if args.models and name not in args.models:
-                continue
-            reason = composes(overrides)
-            if reason:
-                print(f"skipping {dataset} / {name}: {reason}", flush=True)
-                continue
-            experiment = overrides[0].removeprefix("experiment=") if len(overrides) == 1 else None
-            table.append({"dataset": dataset, "model": name, "overrides": overrides, "zoo": builds.get(experiment, {})})
-    chosen = {json.dumps(r["overrides"]) for r in table}
-    kept = tuple(r for r in saved if json.dumps(r["overrides"]) not in chosen)  # other datasets' rows stay
-    run_grid(
-        table,
-        args.seeds,
-        "tme_psr_table",
-        {"args": vars(args), "command": " ".join(sys.argv)},
-        lambda r: f"{r['dataset']} {r['model']}",
-        COLUMNS,
-        common=tuple(args.override),
-        jobs=args.jobs,
-        threads=args.threads,
-        resume=args.resume,
-        kept=kept,
-    )
-    print_table([*kept, *table])
+    print_table(run_rows("tme_psr_table", rows, args.datasets, args.models, args, COLUMNS))
 
 
 if __name__ == "__main__":
