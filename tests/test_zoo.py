@@ -241,8 +241,9 @@ def test_shipped_built_folders_load_and_their_cards_record_their_own_recipe(monk
     assert built, "no zoo entry is built: zoo/hub/ should hold at least sasrec.ce-beauty"
     for entry in built:
         module = zoo.load(entry.name)
-        arch = entry.name.partition(".")[0]
-        assert module.hparams.backbone in (arch, f"{arch}rec"), entry.name
+        arch = entry.name.partition(".")[0]  # a backbone (sasrec, lru) or the recipe's model class (tmepsr)
+        model_class = zoo.train_config(entry.overrides()).model._target_.rpartition(".")[2].lower()
+        assert arch in (module.hparams.backbone, f"{module.hparams.backbone}rec", model_class), entry.name
         assert 0 < entry.metrics["test/ndcg@10"] <= entry.metrics["test/hr@10"] <= 1, entry.name
         card = (entry.folder / "README.md").read_text()
         command = re.search(rf"# seqrec zoo build {re.escape(entry.name)} ran:\n(.*)\n", card)
