@@ -191,10 +191,11 @@ def test_concurrent_requests_are_answered_together_and_right(dm):
     expected = [ids(model.recommend([h], k=5)[0]) for h in cases]
     with running(app) as client, ThreadPoolExecutor(8) as pool:
         service.worker.submit(release.wait, WAIT_S)  # hold the worker until all eight are queued
-        before = service.batcher.batches
+        before, received = service.batcher.batches, service.batcher.queries
         answers = [pool.submit(client.post, "/recommend", json={"history": h, "k": 5}) for h in cases]
         deadline = time.monotonic() + WAIT_S
-        while len(service.batcher.pending) < len(cases) - 1 and time.monotonic() < deadline:
+        # every request has reached the batcher (queued, or taken by a first batch that waits for the worker)
+        while service.batcher.queries - received < len(cases) and time.monotonic() < deadline:
             time.sleep(0.01)
         release.set()
         got = [ids(a.result(timeout=WAIT_S).json()["items"]) for a in answers]

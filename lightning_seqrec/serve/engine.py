@@ -95,9 +95,10 @@ class MicroBatcher:
         self.engine, self.worker, self.max_batch = engine, worker, max_batch
         self.pending: list[tuple[Query, asyncio.Future]] = []
         self.draining = False
-        self.batches = 0
+        self.batches = self.queries = 0  # encoder passes run, queries received
 
     async def submit(self, query: Query) -> list[dict]:
+        self.queries += 1
         future = asyncio.get_running_loop().create_future()
         self.pending.append((query, future))
         if not self.draining:
