@@ -27,24 +27,20 @@ from lightning_seqrec import zoo as model_zoo
 from lightning_seqrec.errors import SeqRecError
 
 
-def train_run(
-    overrides: list[str], seed: int, folder: Path, threads: int | None = None, zoo: str | None = None
-) -> dict:
+def train_run(overrides: list[str], seed: int, folder: Path, threads: int | None = None) -> dict:
     """One `seqrec train` run in `folder`; its test metrics (without the `test/` prefix) and wall time.
 
-    With `zoo`, the run is `seqrec zoo build <zoo> <overrides>`, which also writes that entry's Hub folder: the
-    caller passes it only when the entry's recipe is this run's experiment with this `seed`. A folder that holds
-    an interrupted run's `checkpoints/last.ckpt` continues it from there (`ckpt_path=`, which restores the
-    epoch, optimiser, early stopping and best checkpoint); its wall time then adds each earlier sitting up to
-    its last checkpoint, the work after that being redone."""
+    A folder that holds an interrupted run's `checkpoints/last.ckpt` continues it from there (`ckpt_path=`, which
+    restores the epoch, optimiser, early stopping and best checkpoint); its wall time then adds each earlier sitting
+    up to its last checkpoint, the work after that being redone."""
     last = folder / "checkpoints" / "last.ckpt"
     sittings_file = folder / "sittings.json"
     sittings = json.loads(sittings_file.read_text()) if last.exists() and sittings_file.exists() else []
     if sittings:  # the interrupted sitting counts up to its last checkpoint
         sittings[-1]["seconds"] = max(0.0, last.stat().st_mtime - sittings[-1]["started"])
-    task = ["zoo", "build", zoo] if zoo else ["train", f"seed={seed}"]
     resume = [f"ckpt_path={last}"] if last.exists() else []
-    args = [*task, *overrides, *resume, "trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={folder}"]
+    quiet = ["trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={folder}"]
+    args = ["train", f"seed={seed}", *overrides, *resume, *quiet]
     folder.mkdir(parents=True, exist_ok=True)
     sittings_file.write_text(json.dumps([*sittings, {"started": time.time()}]))
     start = time.perf_counter()
@@ -79,8 +75,15 @@ def seconds_to_best(folder: Path, sittings: list[dict]) -> float | None:
     return None
 
 
-def cell_folder(workdir: Path, overrides: list[str], seed: int) -> Path:
-    """The run folder of one cell, named by its row's overrides and seed so it is found again on resume."""
+def grid_dir(output: str) -> Path:
+    """Where a grid's run folders live: `$SEQREC_GRID_DIR/<output>/` when set (e.g. a folder outside a checkout that
+    may be laid anew), else outputs/grid/<output>/."""
+    return Path(os.environ.get("SEQREC_GRID_DIR") or REPO / "outputs" / "grid") / output
+
+
+def cell_folder(workdir: Path, overrides: list[str], seed: int | str) -> Path:
+    """The run folder of one cell, named by its row's overrides and seed so it is found again on resume (seed
+    "{seed}" gives the pattern `seqrec zoo build ... hydra.run.dir=` takes)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(overrides))[:100]  # `=` would break hydra.run.dir=
     return workdir / f"{name}-seed{seed}"
 
@@ -104,21 +107,19 @@ def run_grid(
     resume: bool = False,
     kept: tuple[dict, ...] = (),
 ) -> list[dict]:
-    """Run every row of `table` (dicts with an `overrides` list, optionally `seeds` of its own and `zoo`: {seed:
-    zoo entry whose recipe is the row's overrides with that seed}) for every seed; `common` overrides are added to
-    each run but are not part of a row's identity; `kept` rows (other grids' results) are written along unchanged.
-    Each row gains `runs` (one result per finished seed); benchmarks/results/<output>.json is rewritten after every
-    run. Run folders live under outputs/grid/<output>/ (under `$SEQREC_GRID_DIR/<output>/` when set, e.g. a folder
-    outside a checkout that may be laid anew); with `resume`, the runs already in the results file are kept and an
-    interrupted run continues from its last checkpoint, so a grid longer than one sitting loses at most an epoch per
-    run in flight."""
+    """Run every row of `table` (dicts with an `overrides` list, optionally `seeds` of its own) for every seed;
+    `common` overrides are added to each run but are not part of a row's identity; `kept` rows (other grids' results)
+    are written along unchanged. Each row gains `runs` (one result per finished seed); benchmarks/results/<output>.json
+    is rewritten after every run. Run folders live in `grid_dir(output)`; with `resume`, the runs already in the
+    results file are kept and an interrupted run continues from its last checkpoint, so a grid longer than one
+    sitting loses at most an epoch per run in flight."""
     done: dict[tuple[str, int], dict] = {}
     path = RESULTS / f"{output}.json"
     if resume and path.exists():
         for row in json.loads(path.read_text())["results"]:
             for r in row.get("runs", []):
                 done[(json.dumps(row["overrides"]), r["seed"])] = r
-    workdir = Path(os.environ.get("SEQREC_GRID_DIR") or REPO / "outputs" / "grid") / output
+    workdir = grid_dir(output)
     lock = threading.Lock()
 
     def collect() -> None:
@@ -133,9 +134,7 @@ def run_grid(
         folder = cell_folder(workdir, row["overrides"], seed)
         if not resume:
             shutil.rmtree(folder, ignore_errors=True)
-        zoo = row.get("zoo", {}).get(seed)  # this seed is a zoo entry's recipe: build the entry with it
-        overrides = list(common) if zoo else [*row["overrides"], *common]
-        result = {"seed": seed, **train_run(overrides, seed, folder, threads, zoo)}
+        result = {"seed": seed, **train_run([*row["overrides"], *common], seed, folder, threads)}
         with lock:
             done[key] = result
             cells = ", ".join(f"{c} {result[c]:.4f}" for c in columns)
@@ -153,16 +152,27 @@ def run_grid(
     return table
 
 
-def zoo_builds() -> dict[str, dict[int, str]]:
-    """{experiment: {seed: zoo entry}} for the zoo entries whose recipe is exactly `experiment=<e> seed=<seed>`:
-    that cell runs as `seqrec zoo build`, so the same run also builds and cards the entry."""
-    builds: dict[str, dict[int, str]] = {}
+def build_zoo_entries(table: list[dict], output: str, common: tuple[str, ...] = ()) -> None:
+    """Card the zoo entries whose recipe is a row of `table` (the same overrides) and whose seeds all ran: each is
+    `seqrec zoo build NAME` over the grid's run folders, which reuses the finished runs (nothing is trained again).
+    Not with `common` overrides, which would card a changed recipe."""
+    rows = {json.dumps(row["overrides"]): row for row in table}
     for zoo_entry in model_zoo.list_entries():
-        recipe = zoo_entry.overrides()
-        seeds = [o.removeprefix("seed=") for o in recipe if o.startswith("seed=")]
-        if len(recipe) == 2 and recipe[0].startswith("experiment=") and len(seeds) == 1 and seeds[0].isdigit():
-            builds.setdefault(recipe[0].removeprefix("experiment="), {})[int(seeds[0])] = zoo_entry.name
-    return builds
+        row = rows.get(json.dumps(zoo_entry.overrides()))
+        seeds = zoo_entry.seeds()
+        if row is None or not seeds or not set(seeds) <= {r["seed"] for r in row.get("runs", [])}:
+            continue
+        if common:
+            print(f"{zoo_entry.name} not rebuilt: the grid ran with --override {' '.join(common)}", flush=True)
+            continue
+        pattern = cell_folder(grid_dir(output), row["overrides"], "{seed}")
+        try:
+            built = model_zoo.build(zoo_entry.name, extra_overrides=[f"hydra.run.dir={pattern}"])
+        except SeqRecError as err:
+            print(f"{zoo_entry.name} not rebuilt: {str(err).splitlines()[0]}", flush=True)
+            continue
+        cells = ", ".join(f"{k} {built.metrics[f'test/{k}']:.4f}" for k in ("hr@10", "ndcg@10"))
+        print(f"{zoo_entry.name} rebuilt from seeds {seeds}: {cells} (mean), weights of seed {built.shipped.seed}")
 
 
 def grid_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,10 +205,11 @@ def run_rows(
 ) -> list[dict]:
     """Run the rows `(name, overrides)` of `rows(dataset)` for each of `datasets` (only `names`, when given) with
     the options of `grid_arguments`; a row whose config does not compose is skipped with its reason, and the rows
-    of the results file that are not run now (other datasets') are kept. Returns the kept rows, then these."""
+    of the results file that are not run now (other datasets') are kept; then the zoo entries whose recipes are rows
+    are carded from the runs (`build_zoo_entries`). Returns the kept rows, then these."""
     path = RESULTS / f"{output}.json"
     saved = json.loads(path.read_text())["results"] if path.exists() else []
-    table, builds = [], zoo_builds()
+    table = []
     for dataset in datasets:
         for name, overrides in rows(dataset):
             if names and name not in names:
@@ -207,8 +218,7 @@ def run_rows(
             if reason:
                 print(f"skipping {dataset} / {name}: {reason}", flush=True)
                 continue
-            experiment = overrides[0].removeprefix("experiment=") if len(overrides) == 1 else None
-            table.append({"dataset": dataset, "model": name, "overrides": overrides, "zoo": builds.get(experiment, {})})
+            table.append({"dataset": dataset, "model": name, "overrides": overrides})
     chosen = {json.dumps(r["overrides"]) for r in table}
     kept = tuple(r for r in saved if json.dumps(r["overrides"]) not in chosen)
     run_grid(
@@ -224,4 +234,5 @@ def run_rows(
         resume=args.resume,
         kept=kept,
     )
+    build_zoo_entries(table, output, tuple(args.override))
     return [*kept, *table]

@@ -4,11 +4,9 @@
     python benchmarks/rcl_table.py --seeds 0 1 2 --jobs 2 --threads 1
 
 Every cell is one `seqrec train experiment=<row>` run with early stopping on validation NDCG@10, testing the
-best checkpoint, so the table measures the packaged experiments. A cell whose experiment and seed are a zoo
-entry's recipe runs as `seqrec zoo build <entry>` (the same training run, plus the entry's Hub folder and card).
-Prints mean ± sd over seeds of HR@5/10 and NDCG@5/10, each objective's NDCG@10 change against its backbone's
-CE row and against RCL's published full-ranking NDCG@10, and writes benchmarks/results/rcl_table.json after
-every run (`--resume` continues).
+best checkpoint, so the table measures the packaged experiments. Prints mean ± sd over seeds of HR@5/10 and
+NDCG@5/10, each objective's NDCG@10 change against its backbone's CE row and against RCL's published full-ranking
+NDCG@10, and writes benchmarks/results/rcl_table.json after every run (`--resume` continues).
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import statistics
 import sys
 
 from _common import RESULTS, use_shared_data
-from _grid import run_grid, summary, zoo_builds
+from _grid import run_grid, summary
 
 ROWS = [  # (dataset, backbone, objective, experiment)
     ("beauty", "sasrec", "ce", "sasrec_beauty_ce"),
@@ -85,9 +83,8 @@ def main() -> None:
         print_table(saved["results"], saved["args"]["seeds"])
         return
     use_shared_data()
-    builds = zoo_builds()
     table = [
-        {"dataset": d, "backbone": b, "objective": o, "overrides": [f"experiment={e}"], "zoo": builds.get(e, {})}
+        {"dataset": d, "backbone": b, "objective": o, "overrides": [f"experiment={e}"]}
         for d, b, o, e in ROWS
         if d in args.datasets and b in args.backbones and o in args.objectives
     ]

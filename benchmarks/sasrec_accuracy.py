@@ -7,8 +7,8 @@
 Rows per dataset: the old recipe (`experiment=sasrec_<d>_ce`), the tuned one (`experiment=sasrec_<d>_best`, at the
 peers' published size: 64 dims, 2 blocks, 2 heads, so it is also the matched-size row) and the tuned one with RCL on
 top. Every cell is one `seqrec train` run with early stopping on validation NDCG@10 that tests its best checkpoint
-once; a cell that is a zoo entry's recipe runs as `seqrec zoo build`, so it also builds that entry. Prints HR@10 and
-NDCG@10 as mean ± sd, the change against the published plain SASRec, and seconds to the best validation epoch;
+once; a zoo entry whose recipe is a row (overrides and seeds) is carded from the runs once they are done. Prints
+HR@10 and NDCG@10 as mean ± sd, the change against the published plain SASRec, and seconds to the best validation epoch;
 writes benchmarks/results/sasrec_accuracy.json after every run (run folders under
 `$SEQREC_GRID_DIR/sasrec_accuracy/`, so `--resume` continues a grid longer than one sitting). A row whose config
 does not compose is skipped with its reason.

@@ -6,8 +6,8 @@ LRU and full TME-PSR; leave-one-out, full ranking over the catalog, seen items m
     python benchmarks/tme_psr_table.py --report
 
 Every cell is one `seqrec train experiment=... [overrides]` run with early stopping on validation NDCG@10, testing
-the best checkpoint once; a cell that is a zoo entry's recipe (`experiment=<e> seed=<s>`) runs as `seqrec zoo
-build`, so it also builds that entry. ml-latest-small (seconds) and Beauty (days, from the TiCoSeRec time file)
+the best checkpoint once; a zoo entry whose recipe is a row (its overrides, its seeds all run) is carded from those
+runs by `seqrec zoo build`, which reuses them. ml-latest-small (seconds) and Beauty (days, from the TiCoSeRec time file)
 have real timestamps; `ml-1m.txt` has none, so ML-1M gets only the rows without the time encoder. A row whose
 config does not compose on this checkout is skipped with its reason. Run folders go under
 `$SEQREC_GRID_DIR/tme_psr_table/`, so a grid longer than one sitting resumes (`--resume`) from each run's last

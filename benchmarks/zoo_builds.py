@@ -1,11 +1,12 @@
-"""Build zoo entries as a resumable grid: each entry is one `seqrec zoo build NAME` (its recipe's training run, test,
-Hub folder and card), run N at a time; an interrupted build continues from its last checkpoint.
+"""Build zoo entries as a resumable grid: each seed of each entry's recipe is one `seqrec train` run (N at a time; an
+interrupted run continues from its last checkpoint), then `seqrec zoo build NAME` cards the entry from those runs
+(reused, not trained again): the best-validated seed's weights, the seeds' mean ± sd.
 
     python benchmarks/zoo_builds.py --jobs 2 --threads 1 --resume          # every entry not yet built
     python benchmarks/zoo_builds.py sasrec.ce-toys gru4rec.ce-ml-1m --resume
     python benchmarks/zoo_builds.py sasrec.ce-ml-1m --output zoo_builds_ml1m --resume   # beside a running grid
 
-The cards hold the metrics each build measured; benchmarks/results/<output>.json adds each build's wall time.
+The cards hold the metrics the runs measured; benchmarks/results/<output>.json adds each run's wall time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import sys
 
 from _common import RESULTS, use_shared_data
-from _grid import run_grid
+from _grid import cell_folder, grid_dir, run_grid
 
 from lightning_seqrec import zoo as model_zoo
 
@@ -23,14 +24,24 @@ COLUMNS = ("hr@10", "ndcg@10")
 
 
 def build_rows(names: list[str]) -> list[dict]:
-    """One grid row per entry: its recipe's overrides, and its recipe's seed mapped to the entry (so the grid runs
-    it as `seqrec zoo build NAME`)."""
+    """One grid row per entry: its recipe's overrides and seeds (the config's seed for a recipe without `seeds:`)."""
     rows = []
     for name in names:
-        overrides = model_zoo.entry(name).overrides()
-        seed = int(model_zoo.train_config(overrides).seed)
-        rows.append({"entry": name, "overrides": overrides, "seeds": [seed], "zoo": {seed: name}})
+        model = model_zoo.entry(name)
+        seeds = model.seeds() or [int(model_zoo.train_config(model.overrides()).seed)]
+        rows.append({"entry": name, "overrides": model.overrides(), "seeds": seeds})
     return rows
+
+
+def card(row: dict, output: str, overrides: list[str]) -> None:
+    """`seqrec zoo build` of a row's entry over the grid's run folders once its seeds have all run: the runs are
+    reused, the Hub folder and card written."""
+    if not set(row["seeds"]) <= {r["seed"] for r in row["runs"]}:
+        print(f"{row['entry']}: not carded, seeds {row['seeds']} have not all run", flush=True)
+        return
+    pattern = cell_folder(grid_dir(output), row["overrides"], "{seed}")
+    built = model_zoo.build(row["entry"], extra_overrides=[f"hydra.run.dir={pattern}", *overrides])
+    print(f"{row['entry']}: carded from {len(built.runs)} seeds into {built.folder}", flush=True)
 
 
 def main() -> None:
@@ -50,7 +61,7 @@ def main() -> None:
     # builds of entries not named here stay in the results file, each with the command that ran it
     previous = json.loads(path.read_text()) if path.exists() else {"results": []}
     kept = tuple({"command": previous["command"], **r} for r in previous["results"] if r["entry"] not in names)
-    run_grid(
+    table = run_grid(
         build_rows(names),
         [],
         args.output,
@@ -63,8 +74,11 @@ def main() -> None:
         resume=args.resume,
         kept=kept,
     )
+    for row in table:
+        card(row, args.output, args.override)
     for entry in model_zoo.list_entries():
-        print(f"{entry.name}: {entry.status}", *(f"{k} {v:.4f}" for k, v in entry.metrics.items()))
+        spread = f" (± sd over {entry.num_seeds} seeds)" if entry.num_seeds > 1 else ""
+        print(f"{entry.name}: {entry.status}{spread}", *(f"{k} {v:.4f}" for k, v in entry.metrics.items()))
 
 
 if __name__ == "__main__":

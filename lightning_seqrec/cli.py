@@ -329,8 +329,10 @@ def zoo(args: list[str]) -> None:
     usage: seqrec zoo list | build NAME [key=value ...] | push NAME | pull NAME
 
       list                   every entry: built or planned, its test NDCG@10 and HR@10, its Hugging Face Hub repo
-      build NAME [key=value] train the entry's recipe as `seqrec train` (your overrides after the recipe's), test it
-                             and write its Hub folder with the card
+      build NAME [key=value] train the entry's recipe as `seqrec train` once per seed of the recipe (your overrides
+                             after the recipe's), test each and write its Hub folder: the best-validated seed's
+                             weights, the seeds' mean ± sd in the card. hydra.run.dir=DIR/seed{seed} reuses the
+                             finished runs of the same config there and continues interrupted ones
       push NAME              upload a built entry to its Hub repo (needs HF_TOKEN or `hf auth login`; without a
                              token the upload is only prepared and listed)
       pull NAME              download an entry into the Hub cache, so that loading it works offline
@@ -347,8 +349,11 @@ def zoo(args: list[str]) -> None:
         _print_zoo(model_zoo.list_entries())
     elif command == "build" and names:
         built = model_zoo.build(names[0], extra_overrides=names[1:])
-        _print_metrics(f"test metrics of {built.name} (recorded in its card):", built.metrics)
-        print(f"\nbuilt {built.name} into {built.folder} (run folder {built.run_dir})")
+        seeds = f"mean over {len(built.runs)} seeds, " if len(built.runs) > 1 else ""
+        _print_metrics(f"test metrics of {built.name} ({seeds}recorded in its card):", built.metrics)
+        for r in built.runs:
+            print(f"  seed {r.seed} ({r.how}): {r.monitor} {r.val_score:.4f}, run folder {r.run_dir}")
+        print(f"\nbuilt {built.name} into {built.folder} (weights of seed {built.shipped.seed}, best on validation)")
     elif command == "push" and len(names) == 1:
         pushed = model_zoo.push(names[0])
         sent = "not sent: no token" if pushed.skipped else pushed.commit_url
@@ -363,13 +368,22 @@ def zoo(args: list[str]) -> None:
 
 
 def _print_zoo(entries: list) -> None:
-    """One row per zoo entry: name, state, the test NDCG@10 and HR@10 its card records, and its Hub repo."""
-    print(f"{'name':<28}{'status':<9}{'ndcg@10':>9}{'hr@10':>9}  hub repo")
+    """One row per zoo entry: name, state, the test NDCG@10 and HR@10 its card records (mean ± sd over its seeds
+    when it was built from several), the number of seeds and its Hub repo."""
+    print(f"{'name':<28}{'status':<9}{'ndcg@10':>17}{'hr@10':>17}{'seeds':>6}  hub repo")
     for entry in entries:
-        cells = "".join(f"{entry.metrics[k]:>9.4f}" if k in entry.metrics else f"{'-':>9}" for k in ZOO_TABLE_METRICS)
-        print(f"{entry.name:<28}{entry.status:<9}{cells}  {entry.repo or '-'}")
+        cells = "".join(f"{_mean_sd(entry, k):>17}" for k in ZOO_TABLE_METRICS)
+        seeds = str(entry.num_seeds) if entry.built else "-"
+        print(f"{entry.name:<28}{entry.status:<9}{cells}{seeds:>6}  {entry.repo or '-'}")
         if entry.problem:
             print(f"  {entry.problem}")
+
+
+def _mean_sd(entry, metric: str) -> str:
+    if metric not in entry.metrics:
+        return "-"
+    sd = entry.spread.get(metric)
+    return f"{entry.metrics[metric]:.4f}" + (f" ± {sd:.4f}" if sd is not None and entry.num_seeds > 1 else "")
 
 
 REQUIRED_VALUES = {

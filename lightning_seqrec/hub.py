@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -40,6 +41,8 @@ CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, CARD_FILE = "config.json", "model.safeten
 HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, CARD_FILE)
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE)
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
+SEEDS_KEY = "seqrec_seeds"
+"""The card metadata key of a multi-seed build: each seed's run and the sd of the metrics `model-index` averages."""
 DATA_LABELS = {"name": "dataset", "split": "split protocol"}
 DEFAULT_ZOO_INDEX = Path(str(resources.files("lightning_seqrec.zoo_index") / "index.yaml"))
 """The zoo index shipped in the package (the repo's `zoo/` folder, installed as `lightning_seqrec.zoo_index`)."""
@@ -51,6 +54,28 @@ NAME_FORMS = (
 
 
 # --------------------------------------------------------------------------------------------- saving
+@dataclass(frozen=True)
+class SeedRecord:
+    """One seed's run in a multi-seed card: its best validation score (`monitor`), its test metrics, whether its
+    weights are the folder's, and how the build got it (trained, continued from a checkpoint, reused)."""
+
+    seed: int
+    monitor: str
+    val_score: float
+    metrics: Mapping[str, float | None]
+    shipped: bool
+    how: str = "trained"
+
+    def as_metadata(self) -> dict:
+        return {
+            "seed": self.seed,
+            "shipped": self.shipped,
+            "run": self.how,
+            self.monitor: self.val_score,
+            **{k: v for k, v in self.metrics.items()},
+        }
+
+
 def save_pretrained(
     module: SeqRecModule,
     folder: str | Path,
@@ -61,12 +86,16 @@ def save_pretrained(
     recipe: str | None = None,
     fp16: bool = False,
     license: str = "apache-2.0",
+    seeds: Sequence[SeedRecord] | None = None,
+    spread: Mapping[str, float] | None = None,
 ) -> Path:
     """Write `module` as a Hub folder (config, safetensors weights, vocab, model card) and return its path.
 
     `dataset` is a name or a mapping with `name`, `split` (the protocol) and any other keys to show; `metrics`
     fill the card's metadata and results table. The folder is built beside `folder` and renamed into place, so
     a failure never leaves half a folder; an existing folder is replaced only if it holds nothing but Hub files.
+    With two or more `seeds`, `metrics` are their means and `spread` their sample sd: the card shows mean ± sd and a
+    table of the seeds, and records both in its metadata (`seqrec_seeds`).
     """
     if module.vocab is None:
         raise ConfigError("This model has no item vocabulary yet: train it on a datamodule (or attach_data) first.")
@@ -79,7 +108,8 @@ def save_pretrained(
         _write_json(tmp / CONFIG_FILE, config)
         _write_weights(tmp / WEIGHTS_FILE, hub_state_dict(module, fp16=fp16), config["architecture"], vocab)
         _write_json(tmp / VOCAB_FILE, vocab)
-        card = model_card(module, folder.name, metrics or {}, data, fingerprint, recipe, license)
+        several = list(seeds or []) if len(seeds or []) > 1 else []
+        card = model_card(module, folder.name, metrics or {}, data, fingerprint, recipe, license, several, spread or {})
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
     return folder
 
@@ -141,9 +171,11 @@ def model_card(
     fingerprint: str | None,
     recipe: str | None,
     license: str,
+    seeds: Sequence[SeedRecord] = (),
+    spread: Mapping[str, float] | None = None,
 ) -> str:
-    """`README.md`: YAML metadata (library, license, datasets, tags, model-index) and a markdown body whose
-    numbers are exactly the `metrics` given."""
+    """`README.md`: YAML metadata (library, license, datasets, tags, model-index, and the seeds' runs when there are
+    several) and a markdown body whose numbers are exactly the `metrics` (and `spread`, `seeds`) given."""
     backbone = module.architecture["backbone"]
     values = {key: float(value) for key, value in metrics.items()}
     meta: dict = {"library_name": LIBRARY_NAME, "license": license}
@@ -152,6 +184,9 @@ def model_card(
     meta["tags"] = ["sequential-recommendation", "recommendation", backbone, LIBRARY_NAME]
     if values:
         meta["model-index"] = [_model_index(name, dataset["name"], values)]
+    sds = {key: float(value) for key, value in (spread or {}).items() if key in values}
+    if seeds:
+        meta[SEEDS_KEY] = {"sd": sds, "runs": [record.as_metadata() for record in seeds]}
     objectives = ", ".join(f"`{k}` ({type(o).__name__})" for k, o in module.objectives.items())
     lines = [
         "---",
@@ -166,7 +201,7 @@ def model_card(
         "",
         "## Results",
         "",
-        *(_results_table(values) if values else ["No metrics were recorded for this model."]),
+        *(_results_table(values, sds, seeds) if values else ["No metrics were recorded for this model."]),
         "",
         "## Data",
         "",
@@ -204,8 +239,29 @@ def _model_index(name: str, dataset: str, metrics: Mapping[str, float]) -> dict:
     }
 
 
-def _results_table(metrics: Mapping[str, float]) -> list[str]:
-    return ["| metric | value |", "| --- | ---: |", *[f"| {k} | {v:.4f} |" for k, v in metrics.items()]]
+def _results_table(metrics: Mapping[str, float], sds: Mapping[str, float], seeds: Sequence[SeedRecord]) -> list[str]:
+    """The metrics; with several seeds, as mean ± sd, then one row per seed (the shipped one marked)."""
+    if not seeds:
+        return ["| metric | value |", "| --- | ---: |", *[f"| {k} | {v:.4f} |" for k, v in metrics.items()]]
+    shipped = next(record for record in seeds if record.shipped)
+    lines = [
+        f"Mean ± sample sd over {len(seeds)} seeds ({', '.join(str(r.seed) for r in seeds)}), one training run each. "
+        f"The weights are seed {shipped.seed}'s, the best by {shipped.monitor} on validation.",
+        "",
+        "| metric | mean | sd |",
+        "| --- | ---: | ---: |",
+        *[f"| {k} | {v:.4f} | {sds[k]:.4f} |" if k in sds else f"| {k} | {v:.4f} | |" for k, v in metrics.items()],
+        "",
+        "### Seeds",
+        "",
+        f"| seed | {shipped.monitor} | test/ndcg@10 | test/hr@10 | weights | run |",
+        "| ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in seeds:
+        cells = [f"{r.metrics[k]:.4f}" if r.metrics.get(k) is not None else "-" for k in ("test/ndcg@10", "test/hr@10")]
+        weights = "shipped" if r.shipped else ""
+        lines.append(f"| {r.seed} | {r.val_score:.4f} | {' | '.join(cells)} | {weights} | {r.how} |")
+    return lines
 
 
 def _write_json(path: Path, payload: dict) -> None:

@@ -29,7 +29,7 @@ from hydra.errors import HydraException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from lightning_seqrec.checkpoint import SafeCheckpointIO, read_checkpoint
 from lightning_seqrec.errors import ConfigError, SeqRecError
@@ -78,7 +78,8 @@ def hydra_runtime(cfg: DictConfig) -> Iterator[Path]:
     """Within the block, `${hydra:...}` in `cfg` resolves as inside the Hydra app, to a created run folder."""
     run_dir = Path(cfg.hydra.run.dir).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.hydra.runtime.output_dir = str(run_dir)
+    with read_write(cfg.hydra):  # read-only once an earlier block set it
+        cfg.hydra.runtime.output_dir = str(run_dir)
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     hydra_config.set_config(cfg)

@@ -7,7 +7,7 @@ Loading paths: `load_checkpoint`, `finetune.load_source`, `seqrec recommend | ev
 ckpt_path=` (with `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`, which switches PyTorch's default off), the Trainer's
 checkpoint IO, `hub.load` by `local-dir:`, `hf-hub:` (offline cache) and zoo name, the service's user-state file
 (`seqrec serve state_file=`) and another library's predictions file (`seqrec eval predictions=`). Federated replies
-are attacked in tests/test_federated.py.
+are attacked in tests/test_federated.py, the run folders a `seqrec zoo build` reuses in tests/test_zoo.py.
 """
 
 from __future__ import annotations

@@ -1,11 +1,16 @@
-"""The model zoo: a recipe built end to end on the chain data (folder, card, scores), listing, the `seqrec zoo`
-command, push preparation without a token, pull offline, `ZooPublisher`, and the shipped index and recipes."""
+"""The model zoo: a two-seed recipe built end to end on the chain data (folder, card with mean ± sd, the shipped seed,
+scores), run folders reused, continued or refused (and never trusted to run code), a one-seed recipe, listing, the
+`seqrec zoo` command, push preparation without a token, pull offline, `ZooPublisher`, and the shipped index and
+recipes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import pickle
 import re
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -17,11 +22,13 @@ from huggingface_hub.utils import validate_repo_id
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_object
 from lightning_seqrec.callbacks import ZooPublisher
+from omegaconf import OmegaConf
 
 from lightning_seqrec import SeqRecDataModule, cli, hub, load_checkpoint, zoo
-from lightning_seqrec.errors import CheckpointError, ConfigError
+from lightning_seqrec.errors import CheckpointError, ConfigError, SeqRecError
 
 NAME = "sasrec.ce-chain"
+ONE = "sasrec.ce-chain-one"  # a recipe without `seeds:`: one run at its own seed= override
 COLUMNS = {"user_id": "user", "item_id": "item", "timestamp": "ts"}
 SHIPPED = {
     f"sasrec.{objective}-{data}"
@@ -58,12 +65,13 @@ def home(tmp_path_factory):
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",
         "logger=none",
-        "seed=0",
     ]
-    (home / "zoo" / "recipes" / f"{NAME}.yaml").write_text(json.dumps({"overrides": recipe}))
+    (home / "zoo" / "recipes" / f"{NAME}.yaml").write_text(json.dumps({"overrides": recipe, "seeds": [0, 1]}))
+    (home / "zoo" / "recipes" / f"{ONE}.yaml").write_text(json.dumps({"overrides": [*recipe, "seed=3"]}))
     (home / "zoo" / "hub" / "sasrec.ce-broken").mkdir(parents=True)
     (home / "zoo" / "index.yaml").write_text(
         f"{NAME}: {{recipe: recipes/{NAME}.yaml, hub: seqrec-org/{NAME}, local: hub/{NAME}}}\n"
+        f"{ONE}: {{recipe: recipes/{ONE}.yaml, hub: seqrec-org/{ONE}, local: hub/{ONE}}}\n"
         "sasrec.rcl-chain: {hub: seqrec-org/sasrec.rcl-chain}\n"
         "sasrec.ce-broken: {hub: seqrec-org/sasrec.ce-broken}\n"
     )
@@ -74,8 +82,8 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(home) -> zoo.Built:
-    """`zoo.build` of the tiny recipe, fp32 so that scores can be compared exactly."""
-    return zoo.build(NAME, fp16=False, extra_overrides=[f"hydra.run.dir={home / 'run'}"])
+    """`zoo.build` of the tiny two-seed recipe, fp32 so that scores can be compared exactly."""
+    return zoo.build(NAME, fp16=False, extra_overrides=[f"hydra.run.dir={home / 'runs' / 'seed{seed}'}"])
 
 
 @pytest.fixture
@@ -97,12 +105,22 @@ def chain_datamodule(home: Path) -> SeqRecDataModule:
 
 
 # --------------------------------------------------------------------------------------------- building
-def test_built_folder_loads_by_zoo_name_and_path_and_scores_like_the_tested_checkpoint(home, built):
+def test_built_folder_holds_the_best_validated_seed_and_scores_like_its_tested_checkpoint(home, built):
     assert built.folder == home / "zoo" / "hub" / NAME
     assert sorted(p.name for p in built.folder.iterdir()) == sorted(hub.HUB_FILES)
     assert not HydraConfig.initialized()  # the build leaves no Hydra state behind
-    (best,) = (built.run_dir / "checkpoints").glob("epoch*.ckpt")  # the checkpoint that was tested
-    tested = load_checkpoint(best)
+    assert [(r.seed, r.run_dir, r.how) for r in built.runs] == [
+        (seed, home / "runs" / f"seed{seed}", "trained") for seed in (0, 1)
+    ]
+    val_scores = {}
+    for r in built.runs:  # each seed's tested checkpoint, validated again here
+        (best,) = (r.run_dir / "checkpoints").glob("epoch*.ckpt")
+        assert r.best_checkpoint == best
+        (validated,) = quiet_trainer().validate(load_checkpoint(best), chain_datamodule(home), verbose=False)
+        val_scores[r.seed] = validated["val/ndcg@10"]
+        assert r.val_score == pytest.approx(val_scores[r.seed], abs=1e-6)
+    assert built.shipped.seed == max(val_scores, key=val_scores.get)
+    tested = load_checkpoint(built.shipped.best_checkpoint)
     histories = [tested.vocab.raw_ids[i : i + 5] for i in (0, 7, 20)]
     expected = tested.score_histories(histories)
     for loaded in (zoo.load(NAME), zoo.load(f"local-dir:{built.folder}")):
@@ -110,54 +128,163 @@ def test_built_folder_loads_by_zoo_name_and_path_and_scores_like_the_tested_chec
         assert torch.equal(loaded.score_histories(histories), expected)
 
 
-def test_card_records_the_measured_metrics_fingerprint_and_recipe(home, built):
-    assert built.metrics and all(key.startswith("test/") for key in built.metrics)
-    assert zoo.card_metrics(built.folder) == built.metrics  # read back through huggingface_hub's card parser
-    assert json.loads((built.run_dir / "test_metrics.json").read_text()) == built.metrics
+def test_card_records_the_seeds_mean_and_sd_fingerprint_and_commands(home, built):
+    runs = [json.loads((home / "runs" / f"seed{seed}" / "test_metrics.json").read_text()) for seed in (0, 1)]
+    assert runs[0] != runs[1]  # two seeds, two models
+    means = {k: (runs[0][k] + runs[1][k]) / 2 for k in runs[0] if None not in (runs[0][k], runs[1][k])}
+    sds = {k: abs(runs[0][k] - runs[1][k]) / math.sqrt(2) for k in means}
+    assert built.metrics == pytest.approx(means) and built.spread == pytest.approx(sds)
+    assert zoo.card_metrics(built.folder) == pytest.approx(means)  # read back through huggingface_hub's card parser
+    spread, num_seeds = zoo.card_spread(built.folder)
+    assert num_seeds == 2 and spread == pytest.approx(sds)
     card = ModelCard.load(built.folder / hub.CARD_FILE)
     assert card.data.datasets == ["custom"]
     assert f"`{chain_datamodule(home).fingerprint()}`" in card.text
-    assert f"seqrec zoo build {NAME} ran:\nseqrec train data=table" in card.text and "seed=0" in card.text
-    assert "| test/ndcg@10 |" in card.text
+    commands = re.search(rf"# seqrec zoo build {NAME} ran:\n(.*)\n(.*)\n```", card.text).groups()
+    assert [c.split()[:3] for c in commands] == [["seqrec", "train", "data=table"]] * 2
+    assert [c.split()[-1] for c in commands] == ["seed=0", "seed=1"]
+    ndcg = f"| test/ndcg@10 | {means['test/ndcg@10']:.4f} | {sds['test/ndcg@10']:.4f} |"
+    assert "Mean ± sample sd over 2 seeds (0, 1)" in card.text and ndcg in card.text
+    for r in built.runs:
+        row = f"| {r.seed} | {r.val_score:.4f} | {r.metrics['test/ndcg@10']:.4f} | {r.metrics['test/hr@10']:.4f} |"
+        assert f"{row} {'shipped' if r is built.shipped else ''} | trained |" in card.text
+    records = card.data.to_dict()[hub.SEEDS_KEY]["runs"]
+    assert [(r["seed"], r["shipped"], r["test/ndcg@10"]) for r in records] == [
+        (seed, seed == built.shipped.seed, runs[seed]["test/ndcg@10"]) for seed in (0, 1)
+    ]
 
 
-def test_a_continued_build_records_its_checkpoint_apart_from_the_recipe(home, built, tmp_path):
-    last = built.run_dir / "checkpoints" / "last.ckpt"
+def test_a_second_build_reuses_the_finished_runs_without_training(home, built, tmp_path):
+    stamps = {p: p.stat().st_mtime_ns for p in (home / "runs").rglob("*.ckpt")}
     again = zoo.build(
-        NAME,
-        output_root=tmp_path,
-        fp16=False,
-        extra_overrides=[f"hydra.run.dir={tmp_path / 'run'}", f"ckpt_path={last}"],
+        NAME, output_root=tmp_path, fp16=False, extra_overrides=[f"hydra.run.dir={home / 'runs' / 'seed{seed}'}"]
     )
-    card = (again.folder / hub.CARD_FILE).read_text()
-    command, resumed = re.search(rf"# seqrec zoo build {NAME} ran:\n(.*)\n(.*)\n", card).groups()
-    assert command.startswith("seqrec train data=table") and "ckpt_path" not in command
-    assert resumed == f"# continuing an interrupted run from ckpt_path={last}"
-    assert again.metrics == built.metrics  # both epochs were done: the same best checkpoint was tested
+    assert [r.how for r in again.runs] == ["reused", "reused"]
+    assert {p: p.stat().st_mtime_ns for p in (home / "runs").rglob("*.ckpt")} == stamps
+    assert again.metrics == built.metrics and again.shipped.seed == built.shipped.seed
+    assert (again.folder / hub.WEIGHTS_FILE).read_bytes() == (built.folder / hub.WEIGHTS_FILE).read_bytes()
+
+
+def test_an_interrupted_seed_continues_from_its_last_checkpoint(home, built, tmp_path):
+    shutil.copytree(home / "runs", tmp_path / "runs")
+    (tmp_path / "runs" / "seed1" / "test_metrics.json").unlink()  # seed 1 stopped after its last epoch's checkpoint
+    again = zoo.build(
+        NAME, output_root=tmp_path, fp16=False, extra_overrides=[f"hydra.run.dir={tmp_path / 'runs' / 'seed{seed}'}"]
+    )
+    assert [r.how for r in again.runs] == ["reused", "continued"]
+    assert again.runs[1].metrics == built.runs[1].metrics  # both epochs were done: the same checkpoint was tested
+    assert (
+        "| 1 | " in (again.folder / hub.CARD_FILE).read_text()
+        and "| continued |" in (again.folder / hub.CARD_FILE).read_text()
+    )
+
+
+def test_a_recipe_without_seeds_builds_one_run_at_its_own_seed(home, tmp_path):
+    one = zoo.build(ONE, fp16=False, extra_overrides=[f"hydra.run.dir={tmp_path / 'run'}"])
+    assert [(r.seed, r.run_dir) for r in one.runs] == [(3, tmp_path / "run")] and one.shipped is one.runs[0]
+    assert one.spread == {k: 0.0 for k in one.metrics} and zoo.card_spread(one.folder) == ({}, 1)
+    card = (one.folder / hub.CARD_FILE).read_text()
+    (command,) = re.search(rf"# seqrec zoo build {ONE} ran:\n(.*)\n```", card).groups()
+    assert command.startswith("seqrec train data=table") and command.endswith("seed=3")
+    assert hub.SEEDS_KEY not in card and "| test/ndcg@10 | " in card and "### Seeds" not in card
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.max_lenn=5"], r"(?s)does not compose .*'data.max_lenn'.*use \+data.max_lenn=5"),
+        (["test=false"], "always tests: drop test=false"),
+        (["hydra.run.dir=somewhere"], r"has 2 seeds: put `\{seed\}` in hydra.run.dir="),
+        (["ckpt_path=last.ckpt"], "continues an interrupted seed from its run folder's last.ckpt: drop ckpt_path="),
+    ],
+)
+def test_build_refuses_bad_overrides_in_one_line(built, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        zoo.build(NAME, extra_overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({"overrides": ["data=table"], "seeds": [0, 0]}, "`seeds:` must list distinct integers"),
+        ({"overrides": ["data=table"], "seeds": "0,1"}, "`seeds:` must list distinct integers"),
+        ({"overrides": ["data=table", "seed=1"], "seeds": [0]}, "sets both `seeds:` and a `seed=` override"),
+    ],
+)
+def test_a_recipe_with_bad_seeds_is_refused(tmp_path, recipe, message):
+    (tmp_path / "recipe.yaml").write_text(json.dumps(recipe))
+    model = zoo.ZooEntry("x.y", tmp_path / "recipe.yaml", None, None, tmp_path / "hub", "planned")
+    with pytest.raises(ConfigError, match=message):
+        model.seeds()
+
+
+# --------------------------------------------------------------------------------------------- reused run folders
+class Payload:
+    """Unpickling this creates `target`: proof that code in a run folder ran."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def planted_runs(home: Path, tmp_path: Path) -> Path:
+    shutil.copytree(home / "runs", tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+def build_over(runs: Path, tmp_path: Path) -> zoo.Built:
+    return zoo.build(NAME, output_root=tmp_path / "out", extra_overrides=[f"hydra.run.dir={runs / 'seed{seed}'}"])
+
+
+def test_a_folder_of_another_config_is_refused_and_nothing_of_it_runs(home, built, tmp_path):
+    runs = planted_runs(home, tmp_path)
+    record = runs / "seed1" / ".hydra" / "config.yaml"
+    config = OmegaConf.load(record)
+    config.model = {"_target_": "pathlib.Path.touch", "self": str(tmp_path / "canary")}  # code an attacker names
+    config.trainer.max_epochs = 7
+    OmegaConf.save(config, record)
+    with pytest.raises(ConfigError, match=r"seed1 holds a run of another config \(it differs in model, trainer.max_"):
+        build_over(runs, tmp_path)
+    assert not (tmp_path / "canary").exists() and not (tmp_path / "out").exists()
+    (record).unlink()
+    with pytest.raises(ConfigError, match=r"holds files but no .hydra/config.yaml saying which config made them"):
+        build_over(runs, tmp_path)
+
+
+@pytest.mark.parametrize("planted", ["last.ckpt", "best checkpoint"])
+def test_a_pickle_planted_in_a_reused_folder_never_runs(home, built, tmp_path, planted):
+    runs = planted_runs(home, tmp_path)
+    checkpoints = runs / f"seed{built.shipped.seed}" / "checkpoints"
+    target = checkpoints / "last.ckpt" if planted == "last.ckpt" else next(checkpoints.glob("epoch*.ckpt"))
+    payload = {"state_dict": {}, "seqrec": {}, "callbacks": {}, "payload": Payload(tmp_path / "canary")}
+    torch.save(payload, target, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    with pytest.raises(SeqRecError, match="weights_only=True refuses arbitrary pickle") as refused:
+        build_over(runs, tmp_path)
+    assert len(str(refused.value).splitlines()) == 1
+    assert not (tmp_path / "canary").exists() and not (tmp_path / "out").exists()
 
 
 def test_list_entries_reads_the_state_from_each_folder(built):
     entries = {entry.name: entry for entry in zoo.list_entries()}
-    assert list(entries) == [NAME, "sasrec.rcl-chain", "sasrec.ce-broken"]
-    assert entries[NAME].built and entries[NAME].metrics == built.metrics
+    assert list(entries) == [NAME, ONE, "sasrec.rcl-chain", "sasrec.ce-broken"]
+    assert entries[NAME].built and entries[NAME].metrics == pytest.approx(built.metrics)
+    assert entries[NAME].num_seeds == 2 and entries[NAME].spread == pytest.approx(built.spread)
     assert entries["sasrec.rcl-chain"].status == "planned" and entries["sasrec.rcl-chain"].metrics == {}
     broken = entries["sasrec.ce-broken"]
     assert broken.status == "broken" and "is missing config.json" in broken.problem
-
-
-def test_build_refuses_bad_overrides_and_test_false(built):
-    with pytest.raises(ConfigError, match=r"(?s)does not compose .*'data.max_lenn'.*use \+data.max_lenn=5"):
-        zoo.build(NAME, extra_overrides=["data.max_lenn=5"])
-    with pytest.raises(ConfigError, match="always tests: drop test=false"):
-        zoo.build(NAME, extra_overrides=["test=false"])
 
 
 # --------------------------------------------------------------------------------------------- command line
 def test_zoo_command_lists_pushes_and_refuses_unknown_names_in_one_line(built, offline_without_token, capsys):
     cli.main(["zoo", "list"])
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:] if line[0] != " "}
-    assert rows[NAME][0] == "built" and float(rows[NAME][1]) == pytest.approx(built.metrics["test/ndcg@10"], abs=1e-4)
-    assert rows["sasrec.rcl-chain"][:3] == ["planned", "-", "-"]
+    status, ndcg, plus_minus, sd = rows[NAME][:4]
+    assert status == "built" and plus_minus == "±" and rows[NAME][7] == "2"  # ndcg ± sd, hr ± sd, 2 seeds
+    assert float(ndcg) == pytest.approx(built.metrics["test/ndcg@10"], abs=1e-4)
+    assert float(sd) == pytest.approx(built.spread["test/ndcg@10"], abs=1e-4)
+    assert rows["sasrec.rcl-chain"][:4] == ["planned", "-", "-", "-"]
     cli.main(["zoo", "push", NAME])
     out = capsys.readouterr().out
     assert out.startswith(f"{built.folder} -> hf-hub:seqrec-org/{NAME} (not sent: no token):")
@@ -165,7 +292,7 @@ def test_zoo_command_lists_pushes_and_refuses_unknown_names_in_one_line(built, o
     for args, message in [
         (
             ["zoo", "build", "sasrec.ce-nope"],
-            r"Unknown zoo model 'sasrec\.ce-nope'; .* lists: sasrec\.ce-broken, sasrec\.ce-chain, sasrec\.rcl-chain\.",
+            r"Unknown zoo model 'sasrec\.ce-nope'; .* lists: sasrec\.ce-broken, sasrec\.ce-chain, sasrec\.ce-chain-",
         ),
         (["zoo", "push"], r"`seqrec zoo push` is not a zoo command; usage: seqrec zoo list \| build NAME"),
     ]:
