@@ -4,7 +4,8 @@ Each trial's config is composed with Hydra's compose API from the sweep's comman
 overrides a W&B agent would pass), then run in this process (`run.train` inside `run.hydra_runtime`, or a federated
 run). The study lives in SQLite and resumes: `n_trials` is the total of finished (complete or pruned) trials, so the
 same command after an interruption runs only what is missing, and a trial its process left running (killed) is
-marked failed and its parameters queued again. `TrialPruning` reports the sweep's metric at every validation and
+marked failed and its parameters queued again; that trial continues the stopped run from its `last.ckpt`, so an
+interruption costs at most an epoch of a long trial. `TrialPruning` reports the sweep's metric at every validation and
 prunes with Optuna's median (or, when the file asks W&B for hyperband, Hyperband) pruner. The best trial's
 parameters and value are printed and written to `<study folder>/best.yaml`.
 
@@ -39,6 +40,8 @@ WORKER = "worker"
 """User attribute holding `host:pid` of the process running a trial, so that a resumed study can tell a trial whose
 process was killed from one another worker is still running."""
 
+RUN_DIR, CONTINUES = "run_dir", "continues"
+"""Trial attributes: the trial's run folder, and the number of the stopped trial whose run it continues."""
 RUNNING_TRIALS: dict[int, object] = {}
 """Trials running in this process by number: `TrialPruning`, built from plain config, finds its Optuna trial here."""
 
@@ -152,9 +155,12 @@ def run_trial(trial, sweep: Sweep, extra: Sequence[str], folder: Path) -> float:
     from omegaconf import open_dict
 
     values = suggest(trial, sweep)
-    run_dir = folder / f"trial_{trial.number:04d}"
+    run_dir, resume_from = continued_run(trial, folder)
     overrides = trial_overrides(sweep, values, extra, run_dir)
     trial.set_user_attr("overrides", overrides)
+    trial.set_user_attr(RUN_DIR, str(run_dir))
+    if resume_from is not None:
+        overrides = [*overrides, f"ckpt_path={resume_from}"]
     cfg = run.compose(sweep.task, overrides)
     if sweep.task == "federated":
         from lightning_seqrec.federated.runner import run_federated
@@ -188,6 +194,28 @@ def run_trial(trial, sweep: Sweep, extra: Sequence[str], folder: Path) -> float:
     if not reported:
         raise ConfigError(f"Trial {trial.number} never validated, so it has no {sweep.metric}; let validation run.")
     return (max if sweep.maximize else min)(reported.values())
+
+
+def continued_run(trial, folder: Path) -> tuple[Path, Path | None]:
+    """The run folder of `trial` and the checkpoint it goes on from. A trial queued again after its run stopped (a
+    failed trial of the same parameters whose folder holds `checkpoints/last.ckpt`, not yet taken up by another)
+    continues that run in its folder from there, with the stopped trial's validation values reported again, so a
+    long trial loses at most an epoch per interruption; any other trial starts in `trial_<number>`."""
+    from optuna.trial import TrialState
+
+    trials = trial.study.get_trials(deepcopy=False)
+    taken = {t.user_attrs.get(CONTINUES) for t in trials}
+    for earlier in reversed([t for t in trials if t.state == TrialState.FAIL and t.params == trial.params]):
+        run_dir = Path(str(earlier.user_attrs.get(RUN_DIR, "")))
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if earlier.number in taken or run_dir.parent != folder or not last.is_file():
+            continue
+        trial.set_user_attr(CONTINUES, earlier.number)
+        for step, value in sorted(earlier.intermediate_values.items()):
+            trial.report(value, step)
+        print(f"trial {trial.number} continues stopped trial {earlier.number} from {last}", flush=True)
+        return run_dir, last
+    return folder / f"trial_{trial.number:04d}", None
 
 
 # --------------------------------------------------------------------------------------------- the study
@@ -284,7 +312,7 @@ def best_record(study, sweep: Sweep) -> dict:
     from optuna.trial import TrialState
 
     best = study.best_trial
-    overrides = [o for o in best.user_attrs.get("overrides", []) if not o.startswith("hydra.run.dir=")]
+    overrides = [o for o in best.user_attrs.get("overrides", []) if not o.startswith(("hydra.run.dir=", "ckpt_path="))]
     states = [t.state for t in study.trials]
     return {
         "study": study.study_name,

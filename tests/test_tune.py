@@ -1,5 +1,6 @@
 """`seqrec tune`: a sweep file's search space with Optuna in an SQLite study that resumes after its process is
-killed (to the same total of finished trials, the earlier ones untouched, the killed trial's parameters run again),
+killed (to the same total of finished trials, the earlier ones untouched, the killed trial's parameters run again,
+going on from its last checkpoint),
 prunes on validation NDCG@10, and writes the best trial."""
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from conftest import chain_log
 from optuna.trial import TrialState
@@ -76,7 +79,8 @@ def test_an_interrupted_study_resumes_to_its_total(tmp_path, capsys):
     assert after[3][1] == TrialState.FAIL and after[4][2] == before[3][2]  # the killed trial ran again
     assert len(tune.finished(study)) == 5 and len(after) == 6
     pruned = [t for t in after if t[1] == TrialState.PRUNED]
-    assert pruned and all(len(t[4]) == 1 for t in pruned)  # stopped after its first of two epochs
+    continued = {t.number for t in study.trials if tune.CONTINUES in t.user_attrs}  # the killed trial's, if any
+    assert pruned and all(len(t[4]) == 1 for t in pruned if t[0] not in continued)  # stopped after epoch 1 of 2
     complete = [t for t in after if t[1] == TrialState.COMPLETE]
     assert all(t[3] == max(t[4].values()) for t in complete)  # a trial's value is its best epoch's
     best = yaml.safe_load((tmp_path / "study" / tune.BEST_FILE).read_text())
@@ -138,3 +142,35 @@ def test_a_trial_stopped_by_ctrl_c_runs_again_when_the_study_resumes(tmp_path, m
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert trials[2].params == trials[1].params
+
+
+def test_a_stopped_trial_goes_on_from_its_last_checkpoint_when_the_study_resumes(tmp_path, monkeypatch):
+    """A trial stopped after an epoch (its `last.ckpt` written) is continued by the trial queued with its parameters:
+    the same run folder, training from the next epoch, the first epoch's validation value reported again."""
+    sweep_file, overrides = tiny_search(tmp_path)
+    overrides = [o for o in overrides if o != "test=false"]  # test the continued run's best checkpoint
+    options = [f"dir={tmp_path / 'study'}", "n_trials=1"]
+    real_train = tune.run.train
+
+    def stopped_after_the_first_epoch(cfg):
+        cfg.trainer.max_epochs = 1
+        real_train(cfg)  # epoch 0 trained, validated and checkpointed
+        raise tune.run.RunStopped(signal.SIGTERM, 1, str(Path(cfg.output_dir) / "checkpoints" / "last.ckpt"))
+
+    monkeypatch.setattr(tune.run, "train", stopped_after_the_first_epoch)
+    with pytest.raises(tune.TuneStopped):
+        tune.main([sweep_file, *options, *overrides])
+    run_dir = tmp_path / "study" / "trial_0000"
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    monkeypatch.setattr(tune.run, "train", real_train)
+    tune.main([sweep_file, *options, *overrides])
+    stopped, continued = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir.parent / 'study.db'}").trials
+    assert (stopped.state, continued.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert continued.params == stopped.params and continued.user_attrs[tune.CONTINUES] == 0
+    assert continued.user_attrs[tune.RUN_DIR] == str(run_dir) and not (run_dir.parent / "trial_0001").exists()
+    assert list(stopped.intermediate_values) == [0] and list(continued.intermediate_values) == [0, 1]
+    assert continued.intermediate_values[0] == stopped.intermediate_values[0]  # reported again, not retrained
+    assert continued.value == max(continued.intermediate_values.values())
+    resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 1  # the second epoch, trained by the continued trial
+    assert "ckpt_path" not in yaml.safe_load((run_dir.parent / tune.BEST_FILE).read_text())["command"]
