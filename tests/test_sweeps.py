@@ -25,7 +25,7 @@ ONE_STEP += ["trainer.enable_progress_bar=false", "test=false"]  # one training 
 
 
 def test_one_sweep_per_method():
-    assert SWEEPS == ["fecosr", "ikea", "rcl", "sasrec_ce", "tme_psr"]
+    assert SWEEPS == ["fecosr", "ikea", "rcl", "sasrec_ce", "sasrec_ce_ml-1m", "tme_psr"]
 
 
 @pytest.mark.parametrize("name", SWEEPS)
