@@ -55,7 +55,7 @@ class TuneStopped(run.RunStopped):
         SeqRecError.__init__(
             self,
             f"tuning stopped by {stopped.signum.name} with {finished} of {total} trials finished; the same `seqrec "
-            f"tune` command continues study {study}, running the stopped trial again.",
+            f"tune` command continues study {study} and the stopped trial, from its last checkpoint if it wrote one.",
         )
 
 
