@@ -132,7 +132,17 @@ def _write_weights(path: Path, state: dict[str, torch.Tensor], architecture: dic
     """`model.safetensors` with the hashes of the architecture and vocabulary in its metadata, so a loader can
     tell that the three files belong together."""
     metadata = {"format": "pt", **integrity_record(architecture, vocab)}
-    path.write_bytes(safetensors.torch.save(state, metadata=metadata))  # save_file would ignore the umask
+    path.write_bytes(canonical_safetensors(safetensors.torch.save(state, metadata=metadata)))  # save_file: no umask
+
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted: safetensors writes the metadata in a random
+    order, so equal weights would give files of different bytes (a new Hub commit for each unchanged push). The
+    header stays padded with spaces to a multiple of 8 bytes, as safetensors aligns the data after it."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + blob[8 + size :]
 
 
 def seal_folder(folder: str | Path) -> Path:

@@ -82,6 +82,18 @@ def test_local_folder_round_trip_gives_identical_scores_vocab_and_titles(trained
     assert_same_model(hub.load(f"local-dir:{hub_folder}"), module, histories)
 
 
+def test_saving_the_same_model_again_writes_the_same_bytes(trained, hub_folder, tmp_path):
+    """safetensors orders a header's metadata at random; the weights file is canonicalised, so that an unchanged
+    model re-saved (or re-built by `seqrec zoo build`) gives an identical file and pushes no new Hub commit. Six
+    saves: with the three metadata keys unordered, all six agreeing by chance would be a 1 in 6**5 event."""
+    module, _ = trained
+    blobs = {(hub.save_pretrained(module, tmp_path / f"again{i}") / hub.WEIGHTS_FILE).read_bytes() for i in range(6)}
+    assert blobs == {(hub_folder / hub.WEIGHTS_FILE).read_bytes()}
+    with safetensors.safe_open(hub_folder / hub.WEIGHTS_FILE, "pt") as weights:
+        assert weights.metadata()["format"] == "pt" and len(weights.metadata()) == 3
+        assert torch.equal(weights.get_tensor("item_embedding.weight"), module.item_embedding.weight.detach())
+
+
 def test_fp16_weights_halve_the_file_and_score_within_tolerance(trained, hub_folder, tmp_path):
     """fp16 keeps 11 significant bits (relative rounding <= 2**-11 ~ 5e-4 per weight); through one attention
     block the scores moved by ~4e-4 of the largest |score| when measured, so the tolerance is 2e-3 of it."""

@@ -32,6 +32,9 @@ from lightning_seqrec.serve.app import Limits, bind, create_app  # noqa: E402
 from lightning_seqrec.serve.state import UserStateStore  # noqa: E402
 
 WAIT_S = 20
+STARTUP_S = 120
+"""How long a `seqrec serve` process may take to import and bind: a bound, not a timing check (importing torch and
+lightning took over 20 s on 2 cores shared with two trainings)."""
 BACKBONES = {
     "sasrec": {"num_blocks": 1, "num_heads": 2, "max_len": 8},
     "gru4rec": {"hidden_dim": 16},
@@ -253,7 +256,7 @@ def test_seqrec_serve_starts_answers_and_stops_on_sigterm(dm, tmp_path):
         threading.Thread(target=lambda: [lines.put(x) for x in process.stdout], daemon=True).start()
         line = ""
         while not line.startswith("serving "):  # printed once the socket listens (after the log lines)
-            line = lines.get(timeout=WAIT_S)
+            line = lines.get(timeout=STARTUP_S)
         assert line.startswith("serving local-dir:"), line
         url = line.split(" on ")[1].strip()
         assert url.startswith("http://127.0.0.1:")
