@@ -11,7 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "lightning_seqrec"
 ROOTS = {PACKAGE: REPO / "lightning_seqrec", f"{PACKAGE}.callbacks": REPO / "callbacks"}
 
-LOW_ROOMS = ("errors", "version", "batch", "integrity", "registry", "inputs", "backbones", "data", "metrics", "objectives", "optim")
+LOW_ROOMS = (
+    "errors",
+    "version",
+    "batch",
+    "integrity",
+    "registry",
+    "inputs",
+    "backbones",
+    "data",
+    "metrics",
+    "objectives",
+    "optim",
+)
 """Rooms below the LightningModule: they may not import the module, the loaders or anything above them."""
 UPPER = ("modules", "checkpoint", "hub", "finetune", "zoo", "run", "retrieval", "embeddings", "cli", "callbacks")
 UPPER += ("explain", "federated")
@@ -109,6 +121,8 @@ def test_imports_follow_the_layering(graph):
 def test_backbones_and_data_know_no_lightning_module():
     offences = []
     for name, path in module_files().items():
-        if room(name) in ("backbones", "inputs", "data", "metrics", "batch") and "LightningModule" in path.read_text("utf-8"):
+        if room(name) in ("backbones", "inputs", "data", "metrics", "batch") and "LightningModule" in path.read_text(
+            "utf-8"
+        ):
             offences.append(name)
     assert not offences, f"these know the LightningModule: {offences}"

@@ -8,8 +8,8 @@ import math
 import lightning as L
 import pytest
 from conftest import quiet_trainer, tiny_sasrec
-
 from lightning_seqrec.callbacks.lr_schedule import LearningRateSchedule, schedule_factor
+
 from lightning_seqrec.errors import ConfigError
 
 
