@@ -17,7 +17,6 @@ masked). The data files are written once into `$SEQREC_GRID_DIR/ml1m_tie_order/d
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 from pathlib import Path
@@ -26,6 +25,8 @@ import numpy as np
 import pandas as pd
 from _common import RESULTS, use_shared_data
 from _grid import grid_arguments, grid_dir, run_rows, summary
+
+from lightning_seqrec.data.readers import read_movielens_1m
 
 OUTPUT = "ml1m_tie_order"
 SOURCE = Path("ml-1m") / "ratings_users_0001-2999.dat.gz"
@@ -64,8 +65,9 @@ def prepare(folder: Path, data_dir: Path) -> dict[str, dict]:
     """Write the two ratings files (once; a file is renamed into place when complete) and return their
     statistics."""
     folder.mkdir(parents=True, exist_ok=True)
-    with gzip.open(data_dir / SOURCE, "rt", encoding="latin-1") as handle:
-        ratings = pd.read_csv(handle, sep="::", engine="python", names=["user", "item", "rating", "time"])
+    frame = read_movielens_1m(data_dir / SOURCE).frame  # in file order
+    names = {"user_id": "user", "item_id": "item", "rating": "rating", "timestamp": "time"}
+    ratings = frame[list(names)].rename(columns=names).astype({"rating": "int64"})
     stats = {}
     for order in ORDERS:
         frame = ordered(ratings, order)
